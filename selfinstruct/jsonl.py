@@ -1,0 +1,92 @@
+"""JSONL reading with precise errors, and atomic writes (temp file + fsync + rename)."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from .errors import UserError
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line_number, object) for each non-blank line; raise UserError naming file:line on bad data."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError("file not found", path=path) from None
+    except IsADirectoryError:
+        raise UserError("is a directory, expected a JSONL file", path=path) from None
+    except PermissionError:
+        raise UserError("permission denied", path=path) from None
+    for lineno, bline in enumerate(raw.splitlines(), 1):
+        try:
+            line = bline.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise UserError(f"not valid UTF-8 (byte {e.start})", path=path, line=lineno) from None
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"invalid JSON: {e.msg} (column {e.colno})", path=path, line=lineno) from None
+        if not isinstance(obj, dict):
+            raise UserError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=lineno)
+        yield lineno, obj
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    return [obj for _, obj in iter_jsonl(path)]
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write data to path so that readers see either the old file or the complete new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(d: Path) -> None:
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> bytes:
+    data = "".join(dumps(r) + "\n" for r in rows).encode("utf-8")
+    atomic_write_bytes(path, data)
+    return data
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")

@@ -1,0 +1,95 @@
+"""Prompt templates. Each template has a version string that is part of a stage's config hash,
+so editing a template invalidates (and refuses to mix with) shards written with the old one."""
+from __future__ import annotations
+
+from .seeds import SeedTask
+
+TEMPLATE_VERSION = {"bootstrap": "si-v1", "classify": "si-v1", "instances": "si-v1", "alpaca": "alpaca-v1"}
+
+BOOTSTRAP_HEADER = "Come up with a series of tasks:\n\n"
+BOOTSTRAP_CHAT_HEADER = ("Come up with a series of new, diverse tasks. Continue the numbered list below; "
+                         "write one task per line, in the same format.\n\n")
+
+
+def bootstrap_prompt(demos: list[str], fmt: str = "completion"):
+    """Self-Instruct instruction generation: numbered demonstrations, then the next number open."""
+    body = "".join(f"Task {i}: {d}\n" for i, d in enumerate(demos, 1))
+    nxt = f"Task {len(demos) + 1}:"
+    if fmt == "chat":
+        return [{"role": "user", "content": BOOTSTRAP_CHAT_HEADER + body}]
+    return BOOTSTRAP_HEADER + body + nxt
+
+
+def bootstrap_first_number(demos: list[str]) -> int:
+    return len(demos) + 1
+
+
+CLASSIFY_HEADER = "Can the following task be regarded as a classification task with finite output labels?\n\n"
+
+
+def classify_prompt(demos: list[SeedTask], instruction: str) -> str:
+    body = "".join(f"Task: {t.instruction}\nIs it classification? {'Yes' if t.is_classification else 'No'}\n\n"
+                   for t in demos)
+    return CLASSIFY_HEADER + body + f"Task: {instruction}\nIs it classification?"
+
+
+INPUT_FIRST_HEADER = ("Come up with examples for the following tasks. Try to generate multiple examples when "
+                      "possible. If the task doesn't require additional input, you can generate the output "
+                      "directly.\n\n")
+OUTPUT_FIRST_HEADER = ("Given the classification task definition and the class labels, generate an input that "
+                       "corresponds to each of the class labels. If the task doesn't require input, just "
+                       "generate the correct class label.\n\n")
+
+
+def _fmt_instances_input_first(t: SeedTask) -> str:
+    out = f"Task: {t.instruction}\n"
+    for i, inst in enumerate(t.instances, 1):
+        if len(t.instances) > 1:
+            out += f"Example {i}\n"
+        out += f"Input: {inst.input.strip() or '<noinput>'}\nOutput: {inst.output.strip()}\n"
+    return out + "\n"
+
+
+def _fmt_instances_output_first(t: SeedTask) -> str:
+    out = f"Task: {t.instruction}\n"
+    for inst in t.instances:
+        out += f"Class label: {inst.output.strip()}\nInput: {inst.input.strip() or '<noinput>'}\n"
+    return out + "\n"
+
+
+def instances_prompt(demos: list[SeedTask], instruction: str, output_first: bool) -> str:
+    if output_first:
+        return (OUTPUT_FIRST_HEADER + "".join(_fmt_instances_output_first(t) for t in demos)
+                + f"Task: {instruction}\nClass label:")
+    return (INPUT_FIRST_HEADER + "".join(_fmt_instances_input_first(t) for t in demos)
+            + f"Task: {instruction}\n")
+
+
+ALPACA_HEADER = """You are asked to come up with a set of {n} diverse task instructions. These task instructions will be given to a language model and we will evaluate the model for completing the instructions.
+
+Here are the requirements:
+1. Try not to repeat the verb for each instruction to maximize diversity.
+2. The language used for the instruction also should be diverse. For example, you should combine questions with imperative instructions.
+3. The type of instructions should be diverse: open-ended generation, classification, editing, rewriting, question answering, brainstorming, and so on.
+4. A language model should be able to complete the instruction. Do not ask for images, files, or audio.
+5. The instructions should be in English.
+6. The instructions should be 1 to 2 sentences long.
+7. Generate an appropriate input for the instruction when one is needed; otherwise write "<noinput>".
+8. The output should be an appropriate response to the instruction and the input.
+
+List of {n} tasks:
+"""
+
+
+def alpaca_prompt(demos: list[SeedTask], n: int, fmt: str = "completion"):
+    body = ALPACA_HEADER.format(n=n)
+    for i, t in enumerate(demos, 1):
+        inst = t.instances[0] if t.instances else None
+        body += "###\n"
+        body += f"{i}. Instruction: {t.instruction}\n"
+        body += f"{i}. Input:\n{(inst.input.strip() if inst and inst.input.strip() else '<noinput>')}\n"
+        body += f"{i}. Output:\n{(inst.output.strip() if inst else '')}\n"
+    body += "###\n"
+    if fmt == "chat":
+        return [{"role": "user", "content": body}]
+    return body + f"{len(demos) + 1}. Instruction:"
