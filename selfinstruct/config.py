@@ -29,7 +29,7 @@ class VllmOptions:
     """Extra engine arguments for the in-process vLLM engine (vllm.LLM)."""
     max_model_len: int = 2048
     dtype: str = "auto"
-    gpu_memory_utilization: float | None = None  # None: 0.5 on CPU, 0.9 on GPU
+    gpu_memory_utilization: float | None = None  # None: 0.9 on GPU; on CPU sized from the model
     tensor_parallel_size: int = 1
     enforce_eager: bool = False
     trust_remote_code: bool = False

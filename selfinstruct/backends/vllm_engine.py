@@ -16,6 +16,20 @@ def _on_cpu() -> bool:
         return not torch.cuda.is_available()
 
 
+def cpu_memory_fraction(model_path: str) -> float:
+    """On CPU, vLLM reserves `gpu_memory_utilization` x total RAM (and refuses to start unless that much
+    is free). Reserve what the model needs (weights x 3 plus 4 GiB of KV cache), at most half of the
+    memory that is free now, so that several engines (or a server and a trainer) can share a machine."""
+    import psutil
+
+    vm = psutil.virtual_memory()
+    p = Path(model_path)
+    weights = sum(f.stat().st_size for f in p.glob("*.safetensors")) + sum(f.stat().st_size for f in p.glob("*.bin")) \
+        if p.is_dir() else 16 << 30
+    want = 3 * weights + (4 << 30)
+    return round(max(0.05, min(want, 0.5 * vm.available) / vm.total), 3)
+
+
 class VllmBackend(Backend):
     kind = "vllm"
 
@@ -26,7 +40,9 @@ class VllmBackend(Backend):
 
         self.model = model_path
         cpu = _on_cpu()
-        util = opts.gpu_memory_utilization if opts.gpu_memory_utilization is not None else (0.5 if cpu else 0.9)
+        util = opts.gpu_memory_utilization
+        if util is None:
+            util = cpu_memory_fraction(model_path) if cpu else 0.9
         dtype = opts.dtype
         if dtype == "auto" and (Path(model_path) / "selfinstruct-prepared.json").exists():
             dtype = "float32"  # the embedded 135M model: bf16 (vLLM's CPU default) visibly hurts its answers
