@@ -97,5 +97,9 @@ from .train_cli import evaluate as _evaluate, finetune as _finetune  # noqa: E40
 main.add_command(_finetune); main.add_command(_evaluate)  # noqa: E702
 
 
+from .report_cli import show as _show, stats as _stats
+main.add_command(_stats); main.add_command(_show)
+
+
 if __name__ == "__main__":
     main()
