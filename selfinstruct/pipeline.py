@@ -51,6 +51,8 @@ def run_pipeline(cfg: PipelineConfig, out: Path, *, force: bool = False, quiet: 
     out = Path(out)
     seed_path = resolve_seed_path(cfg)
     seeds = load_seed_tasks(seed_path)
+    if cfg.backend == "vllm" and backend is None:
+        resolve_model(cfg.model)  # fail fast on a bad model path, before anything is written
     check_writable(out)
 
     def factory():
@@ -60,8 +62,6 @@ def run_pipeline(cfg: PipelineConfig, out: Path, *, force: bool = False, quiet: 
     ctx = Context(cfg=cfg, run_dir=out, seeds=seeds, backend_factory=factory, quiet=quiet)
     if backend is not None:  # the caller's backend: used, not closed
         ctx.backend_factory, ctx._backend = (lambda: backend), None
-    if cfg.backend == "vllm" and backend is None:
-        resolve_model(cfg.model)  # fail fast on a bad model path, before any stage starts
     atomic_write_json(out / "run.json", {"selfinstruct": __version__, "config": cfg.to_dict(),
                                          "config_file": cfg.source, "seed_tasks": str(seed_path)})
     digest = hashlib.sha256(seed_path.read_bytes()).hexdigest()

@@ -55,3 +55,4 @@ def test_generate_unknown_model_path_exit_2(tmp_path):
     r = CliRunner().invoke(main, ["generate", "-c", "pipelines/default.yaml", "-o", str(tmp_path / "run"),
                                   "--model", str(tmp_path / "no-such-model")])
     assert r.exit_code == 2 and "model path does not exist" in r.output
+    assert not (tmp_path / "run").exists()

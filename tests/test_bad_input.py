@@ -1,0 +1,99 @@
+"""Bad input never produces a traceback: hypothesis fuzzes the seed and config loaders, and the CLI
+answers with one line, exit code 2, and writes nothing."""
+import json
+import string
+
+import yaml
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from selfinstruct.cli import main
+from selfinstruct.config import load_config
+from selfinstruct.errors import UserError
+from selfinstruct.seeds import load_seed_tasks
+
+from .conftest import ROOT
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=12), c, max_size=4), max_leaves=10)
+seed_like = st.fixed_dictionaries(
+    {}, optional={"id": json_values, "name": json_values, "instruction": json_values | st.text(min_size=1),
+                  "instances": st.lists(st.dictionaries(st.sampled_from(["input", "output", "x"]), json_values,
+                                                        max_size=3), max_size=3) | json_values,
+                  "is_classification": json_values, "input": json_values, "output": json_values})
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@FUZZ
+@given(rows=st.lists(seed_like | json_values, max_size=5), garbage=st.binary(max_size=30),
+       mode=st.sampled_from(["jsonl", "jsonl+garbage", "array", "raw"]))
+def test_fuzz_seed_loader_only_raises_user_error(tmp_path, rows, garbage, mode):
+    p = tmp_path / "seeds.jsonl"
+    if mode == "jsonl":
+        data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    elif mode == "jsonl+garbage":
+        data = "".join(json.dumps(r) + "\n" for r in rows).encode() + garbage
+    elif mode == "array":
+        data = json.dumps(rows).encode()
+    else:
+        data = garbage
+    p.write_bytes(data)
+    try:
+        tasks = load_seed_tasks(p)
+    except UserError as e:
+        msg = str(e)
+        assert msg.startswith(str(p)) and "\n" not in msg
+        return
+    assert tasks and all(isinstance(t.instruction, str) and t.instruction for t in tasks)
+
+
+config_keys = st.sampled_from(["name", "seed", "model", "backend", "stages", "bootstrap", "classify", "export",
+                               "vllm", "openai", "instances", "filter", "alpaca", "nonsense", "seed_tasks"])
+sub_keys = st.sampled_from(["num_instructions", "sampling", "filters", "temperature", "max_tokens",
+                            "eval_fraction", "formats", "base_urls", "rouge_threshold", "typo"])
+yaml_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 100) | st.floats(-1, 3, allow_nan=False) | st.text(string.printable, max_size=8),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(sub_keys, c, max_size=3), max_leaves=8)
+
+
+@FUZZ
+@given(doc=st.dictionaries(config_keys, yaml_values, max_size=5), raw=st.text(max_size=40),
+       use_raw=st.booleans())
+def test_fuzz_config_loader_only_raises_user_error(tmp_path, doc, raw, use_raw):
+    p = tmp_path / "c.yaml"
+    p.write_text(raw if use_raw else yaml.safe_dump(doc))
+    try:
+        load_config(p)
+    except UserError as e:
+        msg = str(e)
+        assert msg.startswith(str(p)) and "\n" not in msg
+
+
+def test_bad_seed_file_via_cli_writes_nothing(tmp_path):
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text('{"instruction": "Name a color.", "instances": []}\n{"instruction": ["x"]}\n')
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"seed_tasks: {seeds}\n")
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["generate", "-c", str(cfg), "-o", str(out)])
+    assert r.exit_code == 2
+    assert r.output.strip() == f"error: {seeds}:2: field 'instruction': expected a string, got list"
+    assert not out.exists()
+
+
+def test_unwritable_output_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    r = CliRunner().invoke(main, ["generate", "-c", str(ROOT / "pipelines" / "default.yaml"),
+                                  "-o", str(blocker / "run")])
+    assert r.exit_code == 2 and "output directory is not writable" in r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
+def test_trust_remote_code_is_off_unless_set(tmp_path):
+    assert load_config(ROOT / "pipelines" / "default.yaml").vllm.trust_remote_code is False
+    p = tmp_path / "c.yaml"
+    p.write_text("vllm: {trust_remote_code: true}\n")
+    assert load_config(p).vllm.trust_remote_code is True
