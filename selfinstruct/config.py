@@ -67,6 +67,7 @@ class BootstrapConfig:
     requests_per_round: int = 16
     max_rounds: int = 200
     nearest_floor: float = 0.0  # nearest-instruction provenance is exact whenever its score > this
+    overlap: bool = True  # queue round r+1 while round r finishes (its machine demos come from rounds <= r-1)
     sampling: Sampling = field(default_factory=lambda: Sampling(temperature=1.0, top_p=1.0, max_tokens=256))
     filters: InstructionFilters = field(default_factory=InstructionFilters)
 
@@ -95,6 +96,7 @@ class AlpacaConfig:
     requests_per_round: int = 16
     max_rounds: int = 200
     nearest_floor: float = 0.0
+    overlap: bool = True
     prompt_format: str = "completion"
     sampling: Sampling = field(default_factory=lambda: Sampling(temperature=1.0, top_p=1.0, max_tokens=1024))
     filters: InstructionFilters = field(default_factory=InstructionFilters)

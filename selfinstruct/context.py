@@ -37,8 +37,7 @@ class Context:
         return self.cfg.model
 
     def log(self, msg: str) -> None:
-        if not self.quiet:
-            print(msg, file=sys.stderr, flush=True)
+        print(msg, file=sys.stderr, flush=True)  # -q hides progress bars, not these few lines
 
     def progress(self, total: int, desc: str, initial: int = 0):
         from tqdm import tqdm

@@ -48,11 +48,17 @@ class CrashAfter:
         self.inner, self.n, self.calls = inner, n, 0
         self.model, self.kind = inner.model, inner.kind
 
-    def generate(self, requests, progress=None):
+    def submit(self, requests):
+        return self.inner.submit(requests)
+
+    def wait(self, ticket):
         self.calls += 1
         if self.calls >= self.n:
             raise KeyboardInterrupt("simulated crash")
-        return self.inner.generate(requests, progress)
+        return self.inner.wait(ticket)
+
+    def cancel(self, ticket):
+        self.inner.cancel(ticket)
 
     def close(self):
         pass

@@ -33,12 +33,25 @@ class Completion:
 
 
 class Backend:
-    """Generates completions for a batch of requests, in order."""
+    """Generates completions for a batch of requests, in order.
+
+    `submit` queues a batch and returns at once; `wait` returns its completions (in order). Stages
+    submit the next batch before waiting for the current one, so the engine always has work queued
+    while a finished batch is parsed, filtered and committed. The default runs a batch on `wait`."""
     model: str = ""
     kind: str = ""
 
     def generate(self, requests: list[Request], progress=None) -> list[Completion]:
         raise NotImplementedError
+
+    def submit(self, requests: list[Request]) -> Any:
+        return list(requests)
+
+    def wait(self, ticket: Any) -> list[Completion]:
+        return self.generate(ticket)
+
+    def cancel(self, ticket: Any) -> None:
+        pass
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.kind, "model": self.model}

@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import os
 import random
+import threading
 
 from .base import Backend, Completion, Request
 
@@ -25,6 +26,9 @@ class OpenAIBackend(Backend):
         self.base_urls = [u.rstrip("/") for u in opts.base_urls]
         self._api_key = os.environ.get(opts.api_key_env) or None
         self._rr = itertools.count()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client = None
+        self._sem: asyncio.Semaphore | None = None
 
     def describe(self):
         return {"backend": self.kind, "model": self.model, "base_urls": self.base_urls}
@@ -93,17 +97,45 @@ class OpenAIBackend(Backend):
     async def _run(self, requests: list[Request], progress) -> list[Completion]:
         import httpx
 
-        sem = asyncio.Semaphore(self.opts.max_concurrency)
-        limits = httpx.Limits(max_connections=self.opts.max_concurrency)
-        async with httpx.AsyncClient(timeout=self.opts.timeout_s, limits=limits) as client:
-            model = await self._served_name(client)
-            tasks = [asyncio.ensure_future(self._one(client, sem, r, model)) for r in requests]
-            if progress:
-                for t in tasks:
-                    t.add_done_callback(lambda _: progress(1))
+        if self._client is None:  # one client and one window of in-flight requests for all batches
+            self._sem = asyncio.Semaphore(self.opts.max_concurrency)
+            self._client = httpx.AsyncClient(timeout=self.opts.timeout_s,
+                                             limits=httpx.Limits(max_connections=self.opts.max_concurrency))
+        model = await self._served_name(self._client)
+        tasks = [asyncio.ensure_future(self._one(self._client, self._sem, r, model)) for r in requests]
+        if progress:
+            for t in tasks:
+                t.add_done_callback(lambda _: progress(1))
+        try:
             return list(await asyncio.gather(*tasks))
+        except asyncio.CancelledError:
+            for t in tasks:
+                t.cancel()
+            raise
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            threading.Thread(target=self._loop.run_forever, name="selfinstruct-openai", daemon=True).start()
+        return self._loop
+
+    def submit(self, requests: list[Request]):
+        return asyncio.run_coroutine_threadsafe(self._run(list(requests), None), self._event_loop())
+
+    def wait(self, ticket) -> list[Completion]:
+        return ticket.result()
+
+    def cancel(self, ticket) -> None:
+        ticket.cancel()
 
     def generate(self, requests: list[Request], progress=None) -> list[Completion]:
         if not requests:
             return []
-        return asyncio.run(self._run(requests, progress))
+        return asyncio.run_coroutine_threadsafe(self._run(list(requests), progress), self._event_loop()).result()
+
+    def close(self) -> None:
+        if self._loop is not None:
+            if self._client is not None:
+                asyncio.run_coroutine_threadsafe(self._client.aclose(), self._loop).result(timeout=10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop, self._client = None, None

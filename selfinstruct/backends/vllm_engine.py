@@ -49,33 +49,67 @@ class VllmBackend(Backend):
         kwargs = dict(model=model_path, dtype=dtype, max_model_len=opts.max_model_len,
                       gpu_memory_utilization=util, seed=seed, enforce_eager=opts.enforce_eager,
                       trust_remote_code=opts.trust_remote_code)
+        if cpu:
+            # A seeded request whose prefill is split across steps makes the CPU worker rewind its
+            # torch.Generator with a CUDA-only call ("CPU Generator does not use offset") and the engine
+            # dies. Per-request seeds are what make runs reproducible, so schedule whole prompts only.
+            kwargs["enable_chunked_prefill"] = False
+            kwargs["max_num_batched_tokens"] = max(opts.max_model_len, 8192)
         if opts.tensor_parallel_size != 1:
             kwargs["tensor_parallel_size"] = opts.tensor_parallel_size
         kwargs.update(opts.extra)
         self.llm = LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
+        self._next_id = 0
+        self._done: dict[str, Completion] = {}
 
     def _text(self, prompt) -> str:
         if isinstance(prompt, str):
             return prompt
         return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
 
-    def generate(self, requests: list[Request], progress=None) -> list[Completion]:
+    # Requests go straight into the engine's queue (LLMEngine.add_request) and `wait` steps the engine
+    # until the batch it waits for is done, while any batch submitted later keeps being scheduled.
+    def submit(self, requests: list[Request]) -> list[str]:
         from vllm import SamplingParams
 
-        if not requests:
-            return []
-        prompts = [self._text(r.prompt) for r in requests]
-        params = [SamplingParams(max_tokens=r.max_tokens, temperature=r.temperature, top_p=r.top_p,
-                                 stop=r.stop or None, seed=r.seed, frequency_penalty=r.frequency_penalty,
-                                 presence_penalty=r.presence_penalty) for r in requests]
-        outs = self.llm.generate(prompts, params, use_tqdm=False)
-        result = []
-        for o in outs:
-            c = o.outputs[0]
-            result.append(Completion(text=c.text, finish_reason=c.finish_reason,
-                                     prompt_tokens=len(o.prompt_token_ids or []),
-                                     completion_tokens=len(c.token_ids)))
+        engine = self.llm.llm_engine
+        ids = []
+        for r in requests:
+            params = SamplingParams(max_tokens=r.max_tokens, temperature=r.temperature, top_p=r.top_p,
+                                    stop=r.stop or None, seed=r.seed, frequency_penalty=r.frequency_penalty,
+                                    presence_penalty=r.presence_penalty)
+            self._next_id += 1
+            rid = f"si-{self._next_id}"  # outputs (and abort) use this external id, not the returned internal one
+            engine.add_request(rid, {"prompt": self._text(r.prompt)}, params)
+            ids.append(rid)
+        return ids
+
+    def wait(self, ticket: list[str]) -> list[Completion]:
+        engine = self.llm.llm_engine
+        pending = {i for i in ticket if i not in self._done}
+        while pending:
+            if not engine.has_unfinished_requests():
+                raise RuntimeError(f"vLLM engine lost {len(pending)} request(s)")
+            for o in engine.step():
+                if not o.finished:
+                    continue
+                c = o.outputs[0]
+                self._done[o.request_id] = Completion(
+                    text=c.text, finish_reason=c.finish_reason, prompt_tokens=len(o.prompt_token_ids or []),
+                    completion_tokens=len(c.token_ids))
+                pending.discard(o.request_id)
+        return [self._done.pop(i) for i in ticket]
+
+    def cancel(self, ticket: list[str]) -> None:
+        live = [i for i in ticket if i not in self._done]
+        if live:
+            self.llm.llm_engine.abort_request(live)
+        for i in ticket:
+            self._done.pop(i, None)
+
+    def generate(self, requests: list[Request], progress=None) -> list[Completion]:
+        result = self.wait(self.submit(requests)) if requests else []
         if progress:
             progress(len(result))
         return result

@@ -8,7 +8,8 @@ from collections import Counter
 from ..context import Context, derive_seed
 from ..parsing import parse_classification
 from ..prompts import classify_prompt
-from .common import generate_for, run_batches
+from ..backends import Request
+from .common import run_batches
 
 
 def pick_demos(ctx: Context, n: int):
@@ -28,11 +29,12 @@ def run(ctx: Context, store, inputs) -> None:
     demos = pick_demos(ctx, st.num_demos)
     rows_in = list(inputs.rows())
 
-    def process(batch):
+    def make_requests(batch):
+        return [Request.from_sampling(classify_prompt(demos, r["instruction"]), st.sampling,
+                                      seed=derive_seed(ctx.cfg.seed, "classify", r["id"])) for r in batch]
+
+    def process(batch, comps):
         counts = Counter()
-        prompts = [classify_prompt(demos, r["instruction"]) for r in batch]
-        seeds = [derive_seed(ctx.cfg.seed, "classify", r["id"]) for r in batch]
-        comps = generate_for(ctx, prompts, st.sampling, seeds, counts)
         rows, rejects = [], []
         for r, c in zip(batch, comps):
             label = None if c.error else parse_classification(c.text)
@@ -47,4 +49,4 @@ def run(ctx: Context, store, inputs) -> None:
             rows.append(row)
         return rows, rejects, counts
 
-    run_batches(ctx, store, "classify", rows_in, st.batch_size, process)
+    run_batches(ctx, store, "classify", rows_in, st.batch_size, process, make_requests)

@@ -1,10 +1,16 @@
-"""The round loop shared by the two instruction generators (bootstrap, alpaca): each round samples
-demonstrations, sends a batch of requests, parses and filters the answers against a ROUGE-L index
-over seeds + kept instructions, and commits one shard. Resume rebuilds the index from the shards."""
+"""The loops shared by the stages.
+
+`run_rounds` serves the two instruction generators (bootstrap, alpaca): each round samples
+demonstrations, sends a batch of requests, parses and filters the answers against a ROUGE-L index over
+seeds + kept instructions, and commits one shard. `run_batches` serves the stages that process a fixed
+input list (classify, instances, filter). Both keep the next batch queued in the engine while the
+current one finishes and is filtered and committed (`overlap`), so the engine is never idle between
+rounds. To stay deterministic (and so resumable to the same dataset), a round's machine-generated
+demonstrations come from the rounds committed before the previous one when overlapping."""
 from __future__ import annotations
 
 import random
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict
 from typing import Any, Callable
 
@@ -25,6 +31,13 @@ def build_index(ctx: Context, store, st) -> tuple[RougeIndex, list[dict[str, Any
     return index, kept
 
 
+def _tally(counts: Counter, comps) -> None:
+    counts["requests"] += len(comps)
+    for c in comps:
+        counts["prompt_tokens"] += c.prompt_tokens
+        counts["completion_tokens"] += c.completion_tokens
+
+
 def run_rounds(ctx: Context, store, stage: str, st,
                make_prompt: Callable[[random.Random, list[dict[str, Any]]], tuple[Any, dict[str, Any]]],
                parse: Callable[[str, bool, dict[str, Any]], list[tuple[dict[str, Any] | None, str]]]) -> None:
@@ -32,26 +45,37 @@ def run_rounds(ctx: Context, store, stage: str, st,
     [(item, "") or (None, reason)] where item has at least "instruction"."""
     index, kept = build_index(ctx, store, st)
     target = st.num_instructions
-    round_no = len(store.parts)
     sampling = asdict(st.sampling)
+    lag = 2 if st.overlap else 1
+
+    def submit(r: int):
+        rng = random.Random(derive_seed(ctx.cfg.seed, stage, "round", r))
+        visible = [k for k in kept if k["round"] <= r - lag]
+        reqs, metas = [], []
+        for j in range(st.requests_per_round):
+            prompt, meta = make_prompt(rng, visible)
+            rseed = derive_seed(ctx.cfg.seed, stage, r, j)
+            reqs.append(Request.from_sampling(prompt, st.sampling, seed=rseed))
+            metas.append(dict(meta, request_seed=rseed))
+        return r, metas, ctx.backend.submit(reqs)
+
     bar = ctx.progress(target, stage, initial=min(len(kept), target))
     rejected = sum(v for k, v in store.counts.items() if k.startswith("reject:"))
     bar.set_postfix(accepted=len(kept), rejected=rejected)
+    inflight: deque = deque()
+    next_round = len(store.parts)
     try:
-        while len(kept) < target and round_no < st.max_rounds:
-            rng = random.Random(derive_seed(ctx.cfg.seed, stage, "round", round_no))
-            reqs, metas = [], []
-            for j in range(st.requests_per_round):
-                prompt, meta = make_prompt(rng, kept)
-                rseed = derive_seed(ctx.cfg.seed, stage, round_no, j)
-                reqs.append(Request.from_sampling(prompt, st.sampling, seed=rseed))
-                metas.append(dict(meta, request_seed=rseed))
-            comps = ctx.backend.generate(reqs)
+        while len(kept) < target:
+            while len(inflight) < (2 if st.overlap else 1) and next_round < st.max_rounds:
+                inflight.append(submit(next_round))
+                next_round += 1
+            if not inflight:
+                break
+            round_no, metas, ticket = inflight.popleft()
+            comps = ctx.backend.wait(ticket)
             new_kept, rejects, counts = [], [], Counter()
-            counts["requests"] = len(reqs)
+            _tally(counts, comps)
             for j, (c, meta) in enumerate(zip(comps, metas)):
-                counts["prompt_tokens"] += c.prompt_tokens
-                counts["completion_tokens"] += c.completion_tokens
                 base_id = f"{stage[0]}{round_no:05d}-{j:03d}"
                 if c.error:
                     rejects.append({"id": base_id, "reason": "request_failed", "error": c.error, "raw": c.text,
@@ -88,10 +112,11 @@ def run_rounds(ctx: Context, store, stage: str, st,
             store.commit(new_kept, rejects, counts=dict(counts))
             kept.extend(new_kept)
             rejected += len(rejects)
-            round_no += 1
             bar.update(min(len(new_kept), target - bar.n))
             bar.set_postfix(accepted=len(kept), rejected=rejected)
     finally:
+        for _, _, ticket in inflight:  # the look-ahead round is not needed (target reached) or interrupted
+            ctx.backend.cancel(ticket)
         bar.close()
     if len(kept) < target:
         ctx.log(f"{stage}: stopped after max_rounds={st.max_rounds} with {len(kept)}/{target} instructions")
@@ -99,17 +124,31 @@ def run_rounds(ctx: Context, store, stage: str, st,
 
 
 def run_batches(ctx: Context, store, stage: str, inputs: list[dict[str, Any]], batch_size: int,
-                process: Callable[[list[dict[str, Any]]], tuple[list[dict], list[dict], Counter]]) -> None:
-    """Process a fixed input list in batches, one shard per batch; resume skips committed batches."""
+                process: Callable[[list[dict[str, Any]], list], tuple[list[dict], list[dict], Counter]],
+                make_requests: Callable[[list[dict[str, Any]]], list[Request]] | None = None) -> None:
+    """Process a fixed input list in batches, one shard per batch; resume skips committed batches.
+    With `make_requests`, batch k+1 is queued in the engine before batch k is processed."""
     done = store.state.get("inputs_done", 0)
     bar = ctx.progress(len(inputs), stage, initial=done)
     kept_n = store.counts.get("kept", 0)
     rej_n = sum(v for k, v in store.counts.items() if k.startswith("reject:"))
     bar.set_postfix(kept=kept_n, rejected=rej_n)
+    inflight: deque = deque()
+    queued = done
     try:
         while done < len(inputs):
-            batch = inputs[done: done + batch_size]
-            rows, rejects, counts = process(batch)
+            while queued < len(inputs) and len(inflight) < 2:
+                batch = inputs[queued: queued + batch_size]
+                ticket = ctx.backend.submit(make_requests(batch)) if make_requests else None
+                inflight.append((batch, ticket))
+                queued += len(batch)
+            batch, ticket = inflight.popleft()
+            comps = ctx.backend.wait(ticket) if make_requests else []
+            counts = Counter()
+            if make_requests:
+                _tally(counts, comps)
+            rows, rejects, more = process(batch, comps)
+            counts.update(more)
             counts["kept"] += len(rows)
             done += len(batch)
             store.commit(rows, rejects, state={"inputs_done": done}, counts=dict(counts))
@@ -118,15 +157,8 @@ def run_batches(ctx: Context, store, stage: str, inputs: list[dict[str, Any]], b
             bar.update(len(batch))
             bar.set_postfix(kept=kept_n, rejected=rej_n)
     finally:
+        for _, ticket in inflight:
+            if ticket is not None:
+                ctx.backend.cancel(ticket)
         bar.close()
     store.finish()
-
-
-def generate_for(ctx: Context, prompts: list[Any], sampling, seeds: list[int], counts: Counter):
-    reqs = [Request.from_sampling(p, sampling, seed=s) for p, s in zip(prompts, seeds)]
-    comps = ctx.backend.generate(reqs)
-    counts["requests"] += len(reqs)
-    for c in comps:
-        counts["prompt_tokens"] += c.prompt_tokens
-        counts["completion_tokens"] += c.completion_tokens
-    return comps

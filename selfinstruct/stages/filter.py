@@ -18,7 +18,7 @@ def run(ctx: Context, store, inputs) -> None:
     st = ctx.cfg.filter
     rows_in = list(inputs.rows())
 
-    def process(batch):
+    def process(batch, _comps):
         counts = Counter()
         rows, rejects = [], []
         for r in batch:

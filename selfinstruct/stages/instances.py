@@ -8,7 +8,8 @@ from collections import Counter
 from ..context import Context, derive_seed
 from ..parsing import parse_instances_input_first, parse_instances_output_first
 from ..prompts import instances_prompt
-from .common import generate_for, run_batches
+from ..backends import Request
+from .common import run_batches
 
 
 def run(ctx: Context, store, inputs) -> None:
@@ -17,17 +18,19 @@ def run(ctx: Context, store, inputs) -> None:
     gen_pool = [s for s in ctx.seeds if not s.is_classification and s.instances] or [s for s in ctx.seeds if s.instances]
     rows_in = list(inputs.rows())
 
-    def process(batch):
-        counts = Counter()
-        prompts, seeds = [], []
+    def make_requests(batch):
+        reqs = []
         for r in batch:
             rng = random.Random(derive_seed(ctx.cfg.seed, "instances", "demos", r["id"]))
             cls = bool(r.get("is_classification"))
             pool = cls_pool if cls else gen_pool
             demos = rng.sample(pool, min(st.num_demos, len(pool)))
-            prompts.append(instances_prompt(demos, r["instruction"], output_first=cls))
-            seeds.append(derive_seed(ctx.cfg.seed, "instances", r["id"]))
-        comps = generate_for(ctx, prompts, st.sampling, seeds, counts)
+            reqs.append(Request.from_sampling(instances_prompt(demos, r["instruction"], output_first=cls),
+                                              st.sampling, seed=derive_seed(ctx.cfg.seed, "instances", r["id"])))
+        return reqs
+
+    def process(batch, comps):
+        counts = Counter()
         rows, rejects = [], []
         for r, c in zip(batch, comps):
             if c.error:
@@ -47,4 +50,4 @@ def run(ctx: Context, store, inputs) -> None:
                              instances_raw=c.text))
         return rows, rejects, counts
 
-    run_batches(ctx, store, "instances", rows_in, st.batch_size, process)
+    run_batches(ctx, store, "instances", rows_in, st.batch_size, process, make_requests)
