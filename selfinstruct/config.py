@@ -290,7 +290,8 @@ def _validate(cfg: PipelineConfig, err) -> None:
             err(f"{name}.sampling.top_p", "must be in (0, 1]")
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> PipelineConfig:
+def read_yaml(path: str | Path) -> tuple[dict[str, Any], _Lines]:
+    """Read a YAML mapping and the line of every key; any problem is a UserError naming file:line."""
     path = Path(path)
     try:
         text = path.read_bytes().decode("utf-8")
@@ -312,7 +313,12 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Pi
         data = {}
     if not isinstance(data, dict):
         raise UserError(f"expected a mapping at the top level, got {type(data).__name__}", path=path, line=1)
-    lines = _Lines(node)
+    return data, _Lines(node)
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> PipelineConfig:
+    path = Path(path)
+    data, lines = read_yaml(path)
 
     def err(p: str, msg: str):
         raise UserError(msg, path=path, line=lines.get(p), field=p)
