@@ -11,7 +11,8 @@ PYTEST_ARGS ?=
 help:
 	@echo "make generate   install, prepare the embedded model, run $(CONFIG) -> $(RUN)"
 	@echo "make test       install, prepare the embedded model, run all tests (unit + real vLLM integration)"
-	@echo "make finetune   fine-tune the embedded model on $(RUN)/export -> $(RUN)/model"
+	@echo "make finetune   fine-tune the embedded model on $(RUN)/export -> $(RUN)/finetuned"
+	@echo "make evaluate   base vs fine-tuned answers on the held-out split"
 	@echo "make stats      report on $(RUN)"
 	@echo "make bench      benchmarks (bench/)"
 
@@ -37,11 +38,11 @@ test-unit: install
 	$(BIN)/python -m pytest -q -m "not integration" $(PYTEST_ARGS)
 
 finetune: prepare-model
-	$(BIN)/selfinstruct finetune -c pipelines/finetune.yaml -d $(RUN) -o $(RUN)/model $(ARGS)
+	$(BIN)/selfinstruct finetune -c pipelines/finetune.yaml -d $(RUN) -o $(RUN)/finetuned \
+	  --max-steps 20 --batch-size 4 --max-length 512 --overwrite $(ARGS)
 
 evaluate: prepare-model
-	$(BIN)/selfinstruct evaluate --base embedded:smollm2-135m-instruct --tuned $(RUN)/model \
-	  --data $(RUN)/export/eval.prompt_completion.jsonl -o $(RUN)/eval_side_by_side.jsonl $(ARGS)
+	$(BIN)/selfinstruct evaluate --tuned $(RUN)/finetuned --data $(RUN) --max-new-tokens 128 $(ARGS)
 
 stats: install
 	$(BIN)/selfinstruct stats $(RUN)

@@ -1,29 +1,12 @@
 """Command-line interface: `selfinstruct --help`."""
 from __future__ import annotations
 
-import functools
-import sys
 from pathlib import Path
 
 import click
 
 from . import __version__
-from .errors import UserError
-
-
-def user_errors(fn):
-    """Report UserError as one line on stderr with exit code 2: no traceback."""
-    @functools.wraps(fn)
-    def wrapper(*a, **kw):
-        try:
-            return fn(*a, **kw)
-        except UserError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(e.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted; re-run the same command to resume", err=True)
-            sys.exit(130)
-    return wrapper
+from .errors import user_errors
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -93,12 +76,12 @@ def dedup(input_path, out_path, field, threshold, against, rejects, quiet):
     click.echo(f"kept {kept}, dropped {dropped} -> {out_path}")
 
 
-from .train_cli import evaluate as _evaluate, finetune as _finetune  # noqa: E402
-main.add_command(_finetune); main.add_command(_evaluate)  # noqa: E702
+# commands defined in their own modules (they import nothing heavy at load time)
+from .report_cli import show, stats  # noqa: E402
+from .train_cli import evaluate, finetune  # noqa: E402
 
-
-from .report_cli import show as _show, stats as _stats
-main.add_command(_stats); main.add_command(_show)
+for _cmd in (finetune, evaluate, stats, show):
+    main.add_command(_cmd)
 
 
 if __name__ == "__main__":

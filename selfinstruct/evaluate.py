@@ -84,8 +84,11 @@ def generate_vllm(path: str, prompts: list[list[dict]], *, max_new_tokens: int, 
     if limit:
         max_model_len = min(max_model_len, int(limit))
     ids = _prompt_ids(tok, prompts, max(1, max_model_len - max_new_tokens))
-    llm = LLM(model=model_path, tokenizer=path, dtype="auto", max_model_len=max_model_len,
-              gpu_memory_utilization=0.5 if cpu else 0.9, seed=seed, enforce_eager=cpu, **kwargs)
+    from .backends.vllm_engine import engine_kwargs
+
+    # float32 on CPU: base and tuned are compared at full precision (fine-tuned folders are saved fp32)
+    llm = LLM(**engine_kwargs(str(model_path), max_model_len=max_model_len, dtype="float32" if cpu else "auto",
+                              seed=seed, enforce_eager=cpu), **kwargs)
     try:
         params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, seed=seed)
         outs = llm.generate([{"prompt_token_ids": x} for x in ids], params, use_tqdm=not quiet,
@@ -103,6 +106,16 @@ def generate_vllm(path: str, prompts: list[list[dict]], *, max_new_tokens: int, 
 def _device():
     import torch
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _free() -> None:
+    gc.collect()
+    try:
+        import torch
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:
+        pass
 
 
 def _load_hf(path: str, name: str):
@@ -196,6 +209,8 @@ def run_evaluate(base: str | None, tuned: str, data: str | Path, out: str | Path
         raise UserError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if max_new_tokens < 1:
         raise UserError("--max-new-tokens must be >= 1")
+    if max_length < 8:
+        raise UserError("--max-length must be >= 8")
     if limit is not None and limit < 1:
         raise UserError("--limit must be >= 1")
     data_file = resolve_eval_data(data)
@@ -216,8 +231,10 @@ def run_evaluate(base: str | None, tuned: str, data: str | Path, out: str | Path
 
     prompts = [r["prompt"] for r in rows]
     answers: dict[str, list[str]] = {}
-    losses: dict[str, float | None] = {}
+    losses: dict[str, float | None] = {"base": None, "tuned": None}
     used: dict[str, str] = {}
+    # 1) answers: each vLLM engine in turn (the first is shut down before the second starts); a model
+    #    that runs on transformers gets its eval loss right away, while it is loaded
     for label in ("base", "tuned"):
         path = paths[label]
         got = None
@@ -230,27 +247,30 @@ def run_evaluate(base: str | None, tuned: str, data: str | Path, out: str | Path
             except UserError:
                 raise
             except Exception as e:
+                msg = (str(e).splitlines() or [type(e).__name__])[0][:200]
                 if engine == "vllm":
-                    raise UserError(f"vLLM could not run model {names[label]!r}: "
-                                    f"{(str(e).splitlines() or [type(e).__name__])[0]}") from None
-                log(f"{label}: vLLM failed ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}); "
-                    "using transformers")
-        hf = None
+                    raise UserError(f"vLLM could not run model {names[label]!r}: {msg}") from None
+                log(f"{label}: vLLM failed ({type(e).__name__}: {msg}); using transformers")
         if got is None:
             log(f"{label}: generating {len(rows)} answers with transformers ({names[label]})")
             hf = _load_hf(path, names[label])
             got = generate_transformers(*hf, prompts, max_new_tokens=max_new_tokens, max_length=max_length,
                                         batch_size=batch_size)
             used[label] = "transformers"
+            if loss:
+                log(f"{label}: eval loss (transformers forward pass)")
+                losses[label] = eval_loss(*hf, rows, max_length=max_length, batch_size=batch_size)
+            del hf
+            _free()
         answers[label] = got
-        if loss:
+    # 2) eval loss of the models that generated with vLLM (after the engines are gone)
+    for label in ("base", "tuned"):
+        if loss and used[label] == "vllm":
             log(f"{label}: eval loss (transformers forward pass)")
-            hf = hf or _load_hf(path, names[label])
+            hf = _load_hf(paths[label], names[label])
             losses[label] = eval_loss(*hf, rows, max_length=max_length, batch_size=batch_size)
-        else:
-            losses[label] = None
-        del hf
-        gc.collect()
+            del hf
+            _free()
 
     out_rows = []
     for i, r in enumerate(rows):

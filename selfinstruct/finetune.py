@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
 
 from . import __version__
 from .errors import UserError
@@ -152,33 +151,14 @@ def _sft_config_fields() -> set[str] | None:
 def load_finetune_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> FinetuneConfig:
     """Load the `finetune:` section of a YAML file (or the defaults when path is None); apply the
     command-line overrides (dotted keys, None = not given); validate. Errors name file:line and the field."""
-    from .config import _Lines, _build
+    from .config import _Lines, _build, read_yaml
 
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     lines = _Lines(None)
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        try:
-            text = path.read_bytes().decode("utf-8")
-        except FileNotFoundError:
-            raise UserError("config file not found", path=path) from None
-        except (IsADirectoryError, PermissionError) as e:
-            raise UserError(f"cannot read config: {e.strerror}", path=path) from None
-        except UnicodeDecodeError as e:
-            raise UserError(f"config is not valid UTF-8 (byte {e.start})", path=path) from None
-        try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-            raise UserError(f"invalid YAML: {problem}", path=path, line=mark.line + 1 if mark else None) from None
-        if doc is None:
-            doc = {}
-        if not isinstance(doc, dict):
-            raise UserError(f"expected a mapping at the top level, got {type(doc).__name__}", path=path, line=1)
-        lines = _Lines(node)
+        doc, lines = read_yaml(path)
         for key in doc:
             if key != "finetune":
                 raise UserError("unknown top-level key; put the settings under 'finetune:'", path=path,
@@ -493,8 +473,7 @@ def _has_outputs(out: Path) -> bool:
         ck.is_dir() and any(ck.glob("checkpoint-*")))
 
 
-def build_trainer(cfg: FinetuneConfig, files: DataFiles, out_dir: str | Path, *, quiet: bool = False,
-                  log: Callable[[str], Any] = print):
+def build_trainer(cfg: FinetuneConfig, files: DataFiles, out_dir: str | Path, *, quiet: bool = False):
     """Load data, model and tokenizer; return (trainer, info). Raises UserError on bad input."""
     out_dir = Path(out_dir)
     train_rows = load_examples(files.train)
@@ -504,7 +483,6 @@ def build_trainer(cfg: FinetuneConfig, files: DataFiles, out_dir: str | Path, *,
 
     model_path = resolve_model(cfg.model)
     _quiet_libraries(quiet)
-    import torch
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -554,7 +532,6 @@ def build_trainer(cfg: FinetuneConfig, files: DataFiles, out_dir: str | Path, *,
         report_to="none",
         disable_tqdm=quiet,
         dataloader_pin_memory=cuda,
-        use_cpu=not cuda,
     )
     args.update(cfg.sft_args)
     try:
@@ -562,8 +539,6 @@ def build_trainer(cfg: FinetuneConfig, files: DataFiles, out_dir: str | Path, *,
     except (ValueError, TypeError) as e:
         where = f" ({cfg.source})" if cfg.source else ""
         raise UserError(f"invalid training arguments{where}: {str(e).splitlines()[0]}") from None
-    if not cuda:
-        torch.set_num_threads(max(1, torch.get_num_threads()))
     trainer = SFTTrainer(model=model, args=sft_args, train_dataset=train_ds, eval_dataset=eval_ds,
                          processing_class=tok, peft_config=peft_config)
     if len(trainer.train_dataset) == 0:
@@ -617,13 +592,13 @@ def run_finetune(cfg: FinetuneConfig, data: str | Path, out_dir: str | Path, *, 
     if overwrite and state.is_main_process and out_dir.is_dir():
         _clear_outputs(out_dir)
     state.wait_for_everyone()
+
+    t0 = time.time()
+    trainer, info = build_trainer(cfg, files, out_dir, quiet=quiet)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot create the output directory: {e.strerror}", path=out_dir) from None
-
-    t0 = time.time()
-    trainer, info = build_trainer(cfg, files, out_dir, quiet=quiet, log=log)
     main = trainer.accelerator.is_main_process
     if main:
         log(f"fine-tuning {cfg.model} ({'LoRA' if cfg.lora.enabled else 'full'}, {info['precision']}, "

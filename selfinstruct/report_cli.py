@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .cli import user_errors
+from .errors import user_errors
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]},

@@ -11,37 +11,49 @@ Semantics are bit-identical to the filter used by Self-Instruct / Stanford Alpac
   greater than the threshold; greedy dedup keeps a text when it is not a duplicate
   of any already kept text (or pre-loaded pool item).
 
-Speed comes from never scoring pairs that provably cannot reach the threshold:
+How it is fast, and why it stays exact:
 
-* each text is tokenized once; tokens become integer ids, and a token sequence is
-  encoded as a ``str`` with one code point per token so that the exact LCS length is
-  computed by ``rapidfuzz.distance.LCSseq`` (bit-parallel, in C);
-* the ROUGE-L F of a pair is (mathematically) ``2L/(m+n)`` and ``L`` is bounded by
-  ``min(m, n)`` (length filter) and by the multiset overlap of the two token
-  sequences.  Multisets become sets of elements ``(token, k-th occurrence)``, and an
-  inverted index with prefix filtering (AllPairs / PPJoin, including the positional
-  filter) over a fixed global element order finds every pair whose overlap can reach
-  the minimum LCS needed.  All bounds carry a slack of ``_EPS`` so float rounding can
-  never prune a pair whose exact (float) score exceeds the threshold; the decision is
-  always made with the exact float formula.
-
-The index holds postings in immutable sorted numpy segments (merged LSM-style) that
-are searched for a whole block of queries at once, plus a small Python "tail" for
-items added since the last flush.  Candidate pairs found in the segments are verified
-in bulk with ``rapidfuzz.process.cpdist`` (multi-threaded).
+* Each text is tokenized once; tokens become integer ids and a token sequence is
+  encoded as a ``str`` with one code point per token (surrogates skipped; tuples of
+  ints beyond 1.1M distinct tokens), so LCS lengths are computed exactly by
+  rapidfuzz in C.
+* As a real number the score of a pair is ``2L/(m+n)``; ``L <= min(m, n)`` (length
+  filter) and ``L`` is at most the multiset overlap of the token sequences.
+  Multisets become sets of elements ``(token, k-th occurrence)``.  Under a fixed
+  global element order (rare first; in an incrementally grown index, elements get
+  their place when first seen, as the rarest so far, and keep it), two texts whose
+  overlap reaches the minimum LCS needed share an element within the first
+  ``s - alpha(s) + 1`` elements of each (prefix filtering, AllPairs/PPJoin), and the
+  first shared element sits early enough in both texts (positional filter).
+* The index maps each element to the items having it in their prefix.  Long lists
+  are split by item length and by prefix zone, so a query only reads the items
+  whose length passes the length filter and the positional filter for where the
+  element sits in the query, and that can have it early enough themselves.
+* Candidates are verified in C: one ``rapidfuzz.process.cdist`` call (Indel distance
+  with a cutoff) per posting list and group of queries; the exact LCS is recovered
+  from the distance.  Small groups are pooled into one ``cpdist`` call.
+* Every bound carries a slack (``_EPS``, and 1e-6 on the distance cutoff): the float
+  score differs from ``2L/(m+n)`` by a few ulps, so a pair whose float score exceeds
+  the threshold is never pruned.  Decisions always use the reference float formula.
+* Batch :func:`dedup` works in blocks of texts: the block is searched against the
+  index grouped by element, pairs inside the block come from a length-banded
+  self-join per element, then the greedy keep/drop decisions are made in order.
+  The incremental API is the same search for a block of one text (or, when the
+  candidates would cover the pool, e.g. with ``floor=0``, one call over all items).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Callable, Sequence
 
 import numpy as np
 from rapidfuzz import process as _rf_process
-from rapidfuzz.distance import LCSseq
+from rapidfuzz.distance import Indel, LCSseq
 
 __all__ = ["tokenize", "rouge_l_f", "Match", "RougeIndex", "dedup"]
 
@@ -73,7 +85,7 @@ def _fmeasure(lcs: int, m: int, n: int) -> float:
 
 
 def _fmeasure_np(lcs: np.ndarray, m: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Vectorised :func:`_fmeasure` with identical IEEE-754 operations (m, n > 0)."""
+    """Vectorised :func:`_fmeasure` (same IEEE-754 operations, same order); m, n > 0."""
     lcs = lcs.astype(np.float64)
     precision = lcs / n.astype(np.float64)
     recall = lcs / m.astype(np.float64)
@@ -120,9 +132,8 @@ def rouge_l_f(new_tokens: Sequence[str], old_tokens: Sequence[str]) -> float:
 # ---------------------------------------------------------------------------
 
 # Slack for every bound.  The float score differs from the exact rational 2L/(m+n)
-# by a relative error of at most a few ulps (~1e-15), far below _EPS, so a pair
-# with float score > g always satisfies L > (g - _EPS) * (m + n) / 2 even after
-# the rounding of that product.
+# by a relative error of a few ulps (< 1e-15), far below _EPS, so a pair with
+# float score > g always has L > (g - _EPS) * (m + n) / 2, even after rounding.
 _EPS = 1e-9
 
 
@@ -137,22 +148,17 @@ def _lmin_np(g: float, m: np.ndarray, n: np.ndarray) -> np.ndarray:
     return np.maximum(v, 1)
 
 
-_ELL = 1
-
-
 def _prefix_len(g: float, s: int) -> int:
-    """Prefix length for a text of ``s`` tokens (same for probing and indexing).
+    """Prefix length for a text of ``s`` tokens (the same for probing and indexing).
 
-    alpha(s) = min over partner lengths n that pass the length filter of
-    _lmin(g, s, n); two texts whose overlap reaches alpha share an element within
-    their first ``s - alpha + 1`` elements (prefix-filtering lemma).
+    alpha(s) = min over partner lengths n passing the length filter
+    (_lmin(g, s, n) <= min(s, n)) of _lmin(g, s, n); two texts whose overlap reaches
+    _lmin share an element within their first ``s - alpha(s) + 1`` elements.
     """
-    if s <= 0:
+    if s <= 0 or _lmin(g, s, s) > s:
         return 0
-    # feasibility of partner length n <= s (i.e. _lmin(g, s, n) <= n) is monotone in
-    # n because _lmin grows by at most 1 per unit of n; binary-search the smallest.
-    if _lmin(g, s, s) > s:
-        return 0
+    # feasibility of a partner length n <= s (_lmin(g, s, n) <= n) is monotone in n
+    # because _lmin grows by at most 1 per unit of n: binary-search the smallest.
     lo, hi = 1, s
     while lo < hi:
         mid = (lo + hi) // 2
@@ -160,12 +166,12 @@ def _prefix_len(g: float, s: int) -> int:
             hi = mid
         else:
             lo = mid + 1
-    alpha = _lmin(g, s, lo)  # nondecreasing in n, so the smallest feasible n is best
-    return min(s, s - alpha + _ELL)
+    alpha = _lmin(g, s, lo)  # _lmin is nondecreasing in n: the smallest n is the min
+    return min(s, s - alpha + 1)
 
 
 # ---------------------------------------------------------------------------
-# public result type
+# index
 # ---------------------------------------------------------------------------
 
 
@@ -176,18 +182,23 @@ class Match:
     score: float  # its score (0.0 if none)
 
 
-# rapidfuzz worker threads for bulk verification (-1 = all cores)
-_WORKERS = -1
-# below this many pairs a plain map() beats cpdist's thread start-up
-_CPDIST_MIN = 2048
-# incremental mode: tail size (items) at which postings move into a numpy segment
-_TAIL_FLUSH = 1024
+# a (posting list, queries) group with at least this many pairs gets its own cdist
+# call; smaller groups are pooled into one cpdist call
+_BIG = 32
+# a posting list is split by item length and zone once it holds more than this
+_SPLIT = 256
+_INF = 1 << 62
 
 
-def _lcs_many(qs: list, ds: list) -> np.ndarray:
-    if len(qs) >= _CPDIST_MIN:
-        return _rf_process.cpdist(qs, ds, scorer=LCSseq.similarity, dtype=np.int64, workers=_WORKERS)
-    return np.fromiter(map(LCSseq.similarity, qs, ds), dtype=np.int64, count=len(qs))
+class _Posting:
+    """Items having one element in their prefix (of one length and zone once split)."""
+
+    __slots__ = ("enc", "docs", "zones")
+
+    def __init__(self) -> None:
+        self.enc: list = []  # encodings
+        self.docs: list[int] = []  # item ids
+        self.zones: list[int] = []  # prefix zone per item (unsplit lists only)
 
 
 class _Prepared:
@@ -202,11 +213,14 @@ class _Prepared:
 
 
 class RougeIndex:
-    """Pool of texts answering "is this a ROUGE-L near-duplicate?" exactly.
+    """A pool of texts answering "is this a ROUGE-L near-duplicate?" exactly.
 
-    ``threshold``: duplicate when max score > threshold.  ``floor`` (default
+    ``threshold``: duplicate when the max score > threshold.  ``floor`` (default
     ``threshold``): ``nearest``/``score`` are exact whenever the true best score is
-    > floor (floor=0.0: always exact).  Negative floors are treated as 0.0.
+    > floor; ``floor=0.0`` always gives the exact nearest.  ``nearest`` is reported
+    only for scores above ``min(floor, threshold)`` (negative floors act as 0.0), so
+    with the default floor a non-duplicate usually has ``nearest=None``.  Ties go to
+    the earliest-added item.
     """
 
     def __init__(self, threshold: float = 0.7, floor: float | None = None):
@@ -215,14 +229,17 @@ class RougeIndex:
             raise ValueError("threshold must be >= 0")
         self.threshold = threshold
         self.floor = threshold if floor is None else float(floor)
-        # candidates that could score above g are verified
+        # every pair that could score above g is verified
         self._g = min(max(self.floor, 0.0), threshold)
+        # Indel distance = m + n - 2 LCS; a pair can score above g only if
+        # dist / (m + n) < 1 - g (up to float rounding): cut at 1 - g + 1e-6
+        self._ncut = min(1.0, 1.0 - self._g + 1e-6)
         self._plen_cache: list[int] = []
-        # vocabulary: token -> id (code point for LCS strings)
+        # vocabulary: token -> id (code point for the LCS strings)
         self._tid: dict[str, int] = {}
         self._str_mode = True
-        # element order: token -> ranks of its 1st, 2nd, ... occurrence. Ranks never
-        # change; unseen elements get ranks below all existing ones ("rare").
+        # element order: token -> ranks of its 1st, 2nd, ... occurrence.  Ranks never
+        # change; unseen elements get ranks below all existing ones (treated as rare).
         self._order: dict[str, list[int]] | None = {}
         self._next_rank = -1
         # items
@@ -230,11 +247,14 @@ class RougeIndex:
         self._texts: list[str] = []
         self._enc: list = []
         self._lens: list[int] = []
-        self._lens_np = np.zeros(1024, dtype=np.int64)
-        # postings: sorted numpy segments (ranks, docs, positions) + python tail
-        self._segments: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self._tail: dict[int, list[tuple[int, int]]] = {}
-        self._tail_items = 0
+        self._lens_np = np.zeros(256, dtype=np.int64)
+        # postings: element rank -> _Posting while short, then (split) item length
+        # n -> [core, extra] (_Posting or None).  "core" holds prefix positions
+        # j <= n - _lmin(g, n, n) (all a partner of length >= n can need), "extra"
+        # the rest of the prefix (only partners shorter than n can need those).
+        self._post: dict[int, _Posting | dict[int, list]] = {}
+        self._psize: dict[int, int] = {}  # element rank -> number of items posted
+        self._geom_cache: dict[int, tuple] = {}
 
     # -- basics ------------------------------------------------------------
 
@@ -253,34 +273,120 @@ class RougeIndex:
             self._plen(int(sizes.max()))
         return np.asarray(self._plen_cache, dtype=np.int64)[sizes]
 
+    def _geom(self, m: int) -> tuple:
+        """(core_len, nlo, nhi_by_position) for texts of length m.
+
+        core_len: prefix positions j < core_len go to the "core" postings.
+        A partner of length n can reach the threshold via a first shared element at
+        prefix position i of this text only if nlo <= n <= nhi_by_position[i]
+        (length filter and positional filter: _lmin(g, m, n) <= min(n, m - i)).
+        """
+        geo = self._geom_cache.get(m)
+        if geo is None:
+            g = self._g
+            core = m - _lmin(g, m, m) + 1 if _lmin(g, m, m) <= m else 0
+            # smallest n with _lmin(g, m, n) <= n (monotone, see _prefix_len)
+            lo, hi = 1, max(m, 1)
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if _lmin(g, m, mid) <= mid:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            nlo = lo
+            nhi = []
+            for i in range(self._plen(m)):
+                room = m - i  # largest n with _lmin(g, m, n) <= room (nondecreasing in n)
+                if _lmin(g, m, _INF) <= room:
+                    nhi.append(_INF)
+                    continue
+                lo, hi = 0, 1
+                while _lmin(g, m, hi) <= room:
+                    hi *= 2
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    if _lmin(g, m, mid) <= room:
+                        lo = mid
+                    else:
+                        hi = mid
+                nhi.append(lo)
+            geo = self._geom_cache[m] = (core, nlo, nhi)
+        return geo
+
     def _to_tuple_mode(self) -> None:
         if self._str_mode:
             self._str_mode = False
             self._enc = [tuple(map(_chr_id, e)) for e in self._enc]
+            for byn in self._post.values():
+                if type(byn) is _Posting:
+                    byn.enc = [self._enc[d] for d in byn.docs]
+                    continue
+                for parts in byn.values():
+                    for p in parts:
+                        if p is not None:
+                            p.enc = [self._enc[d] for d in p.docs]
 
-    def _encode(self, ids: list[int]):
-        if self._str_mode:
-            return "".join(map(_id_chr, ids))
-        return tuple(ids)
-
-    def _append_item(self, key: str, text: str, enc, m: int) -> int:
+    def _append_item(self, key: str, text: str, enc, m: int, prefix) -> int:
+        """Add an item (and its postings, unless ``prefix`` is None: see _post_item)."""
         d = len(self._keys)
         self._keys.append(key)
         self._texts.append(text)
         self._enc.append(enc)
         self._lens.append(m)
         if d >= len(self._lens_np):
-            grown = np.zeros(2 * len(self._lens_np), dtype=np.int64)
-            grown[: len(self._lens_np)] = self._lens_np
-            self._lens_np = grown
+            self._lens_np = np.concatenate((self._lens_np, np.zeros(len(self._lens_np), dtype=np.int64)))
         self._lens_np[d] = m
+        if prefix:
+            self._post_item(d, enc, m, prefix)
         return d
+
+    def _post_item(self, d: int, enc, m: int, prefix) -> None:
+        if prefix:
+            post = self._post
+            psize = self._psize
+            core = self._geom(m)[0]
+            for j, r in enumerate(prefix):
+                psize[r] = psize.get(r, 0) + 1
+                z = 0 if j < core else 1
+                byn = post.get(r)
+                if byn is None:
+                    byn = post[r] = _Posting()
+                if type(byn) is _Posting:
+                    byn.enc.append(enc)
+                    byn.docs.append(d)
+                    byn.zones.append(z)
+                    if len(byn.docs) > _SPLIT:
+                        post[r] = self._split(byn)
+                    continue
+                parts = byn.get(m)
+                if parts is None:
+                    parts = byn[m] = [None, None]
+                p = parts[z]
+                if p is None:
+                    p = parts[z] = _Posting()
+                p.enc.append(enc)
+                p.docs.append(d)
+
+    def _split(self, flat: _Posting) -> dict[int, list]:
+        byn: dict[int, list] = {}
+        lens = self._lens
+        for e, d, z in zip(flat.enc, flat.docs, flat.zones):
+            n = lens[d]
+            parts = byn.get(n)
+            if parts is None:
+                parts = byn[n] = [None, None]
+            p = parts[z]
+            if p is None:
+                p = parts[z] = _Posting()
+            p.enc.append(e)
+            p.docs.append(d)
+        return byn
 
     # -- incremental preparation -------------------------------------------
 
     def _prep(self, text: str) -> _Prepared:
         if self._order is None:
-            raise RuntimeError("this index was built by dedup() and cannot take incremental queries")
+            raise RuntimeError("this index was built by dedup() and takes no incremental queries")
         tokens = tokenize(text)
         tid = self._tid
         base = len(tid)
@@ -312,184 +418,287 @@ class RougeIndex:
                 nr -= 1
         ranks.sort()
         m = len(tokens)
-        return _Prepared(self._encode(ids), m, ranks[: self._plen(m)], list(new_tokens), new_elems)
+        enc = "".join(map(_id_chr, ids)) if self._str_mode else tuple(ids)
+        return _Prepared(enc, m, ranks[: self._plen(m)], list(new_tokens), new_elems)
 
     def _commit(self, p: _Prepared, key: str, text: str) -> None:
         tid = self._tid
-        for t in p.new_tokens:  # same ids as the temporary ones used in _prep
+        for t in p.new_tokens:  # same ids as the temporary ones used by _prep
             tid[t] = len(tid)
         order = self._order
-        for t in p.new_elems:  # same ranks as the temporary ones used in _prep
+        for t in p.new_elems:  # same ranks as the temporary ones used by _prep
             order.setdefault(t, []).append(self._next_rank)
             self._next_rank -= 1
-        d = self._append_item(key, text, p.enc, p.m)
-        self._tail_add(d, p.prefix)
-        if self._tail_items >= _TAIL_FLUSH:
-            self._flush_tail()
-
-    # -- postings ----------------------------------------------------------
-
-    def _tail_add(self, d: int, prefix) -> None:
-        tail = self._tail
-        for j, r in enumerate(prefix):
-            lst = tail.get(r)
-            if lst is None:
-                tail[r] = [(d, j)]
-            else:
-                lst.append((d, j))
-        self._tail_items += 1
-
-    def _flush_tail(self) -> None:
-        if self._tail:
-            rs, ds, js = [], [], []
-            for r, lst in self._tail.items():
-                for d, j in lst:
-                    rs.append(r)
-                    ds.append(d)
-                    js.append(j)
-            self._add_segment(np.array(rs, dtype=np.int64), np.array(ds, dtype=np.int64), np.array(js, dtype=np.int64))
-        self._tail = {}
-        self._tail_items = 0
-
-    def _add_segment(self, r: np.ndarray, d: np.ndarray, j: np.ndarray) -> None:
-        if not len(r):
-            return
-        o = np.argsort(r, kind="stable")
-        segs = self._segments
-        segs.append((r[o], d[o], j[o]))
-        # LSM merge: keep segment sizes geometrically decreasing -> O(log N) segments
-        while len(segs) >= 2 and len(segs[-2][0]) <= 2 * len(segs[-1][0]):
-            a, b = segs.pop(), segs.pop()
-            r2 = np.concatenate((b[0], a[0]))
-            o = np.argsort(r2, kind="stable")  # two sorted runs: linear-time merge
-            segs.append((r2[o], np.concatenate((b[1], a[1]))[o], np.concatenate((b[2], a[2]))[o]))
+        self._append_item(key, text, p.enc, p.m, p.prefix)
 
     # -- search ------------------------------------------------------------
 
-    def _search_segments(self, pq, pr, pi, qlen, qenc):
-        """Best verified match in the numpy segments for a block of queries.
+    def _search(self, qenc, qlen, granks, gq, gi, ga, gb, inblock: bool):
+        """Verify every pair that could score above g, grouped by prefix element.
 
-        pq/pr/pi: query index, element rank and prefix position of every probe entry
-        (sorted by query, then position); qlen: token count per query; qenc: encodings.
-        Returns (best_score, best_doc) arrays; best_doc = -1 where nothing scored.
+        Queries are ``qenc``/``qlen`` (block-local ids).  Group t has element rank
+        ``granks[t]``; its entries x in ``ga[t]:gb[t]`` are query ``gq[x]``
+        (ascending) having that element at prefix position ``gi[x]``.
+        Returns (best_f, best_d) per query against the index (best_d = -1: nothing
+        above g) and, if ``inblock``, a dict q2 -> [(q1, f), ...] of block pairs
+        q1 < q2 with f > g.
         """
         nq = len(qlen)
+        g = self._g
+        ncut = self._ncut
+        post = self._post
+        geom = self._geom
+        cdist = _rf_process.cdist
+        # pairs found by cdist: (queries, docs, normalized indel distances)
+        bq: list[np.ndarray] = []
+        bd: list[np.ndarray] = []
+        bdist: list[np.ndarray] = []
+        # pooled small groups (one cpdist call)
+        sq: list[int] = []
+        sd: list[int] = []
+        sqs: list = []
+        sds: list = []
+        # block-internal pairs
+        iq1: list = []
+        iq2: list = []
+        idist: list = []
+        siq1: list[int] = []
+        siq2: list[int] = []
+        for t in range(len(granks)):
+            a, b = ga[t], gb[t]
+            byn = post.get(granks[t])
+            if byn is not None:
+                # (query, m, admissible partner lengths) of each entry of the group
+                ents = []
+                lo_n, hi_n = _INF, -1
+                for x in range(a, b):
+                    q = gq[x]
+                    m = qlen[q]
+                    _, nlo, nhi = geom(m)
+                    nh = nhi[gi[x]]
+                    if nh >= nlo:
+                        ents.append((q, m, nlo, nh))
+                        if nlo < lo_n:
+                            lo_n = nlo
+                        if nh > hi_n:
+                            hi_n = nh
+                if ents and type(byn) is _Posting:
+                    # short list: verify it whole
+                    nd = len(byn.docs)
+                    if len(ents) * nd >= _BIG:
+                        mat = cdist(
+                            [qenc[e[0]] for e in ents],
+                            byn.enc,
+                            scorer=Indel.normalized_distance,
+                            score_cutoff=ncut,
+                            dtype=np.float64,
+                        )
+                        rows, cols = np.nonzero(mat < 1.0)
+                        if len(rows):
+                            bq.append(np.fromiter((e[0] for e in ents), np.int64, len(ents))[rows])
+                            docs = byn.docs
+                            bd.append(np.fromiter(map(docs.__getitem__, cols.tolist()), np.int64, len(cols)))
+                            bdist.append(mat[rows, cols])
+                    else:
+                        docs, encs = byn.docs, byn.enc
+                        for e in ents:
+                            q = e[0]
+                            sq.extend(repeat(q, nd))
+                            sd.extend(docs)
+                            sqs.extend(repeat(qenc[q], nd))
+                            sds.extend(encs)
+                elif ents:
+                    if hi_n - lo_n + 1 < len(byn):
+                        items = [(n, byn[n]) for n in range(lo_n, hi_n + 1) if n in byn]
+                    else:
+                        items = [(n, v) for n, v in byn.items() if lo_n <= n <= hi_n]
+                    single = len(ents) == 1
+                    for n, parts in items:
+                        sel = ents if single else [e for e in ents if e[2] <= n <= e[3]]
+                        for z in (0, 1):
+                            p = parts[z]
+                            if p is None:
+                                continue
+                            if z == 1:  # extra zone: only partners shorter than n
+                                sel = [e for e in sel if e[1] < n]
+                            if not sel:
+                                break
+                            nd = len(p.docs)
+                            if len(sel) * nd >= _BIG:
+                                mat = cdist(
+                                    [qenc[e[0]] for e in sel],
+                                    p.enc,
+                                    scorer=Indel.normalized_distance,
+                                    score_cutoff=ncut,
+                                    dtype=np.float64,
+                                )
+                                rows, cols = np.nonzero(mat < 1.0)
+                                if len(rows):
+                                    bq.append(np.fromiter((e[0] for e in sel), np.int64, len(sel))[rows])
+                                    docs = p.docs
+                                    bd.append(np.fromiter(map(docs.__getitem__, cols.tolist()), np.int64, len(cols)))
+                                    bdist.append(mat[rows, cols])
+                            else:
+                                docs, encs = p.docs, p.enc
+                                for e in sel:
+                                    q = e[0]
+                                    sq.extend(repeat(q, nd))
+                                    sd.extend(docs)
+                                    sqs.extend(repeat(qenc[q], nd))
+                                    sds.extend(encs)
+            if inblock and b - a >= 2:
+                qs = gq[a:b]
+                k = b - a
+                if k * k >= 2 * _BIG:
+                    # sort by length; each row is compared with the later (not
+                    # shorter) members its length filter admits, in bands of rows
+                    srt = sorted(qs, key=qlen.__getitem__)
+                    sm = [qlen[q] for q in srt]
+                    se = [qenc[q] for q in srt]
+                    sa = np.asarray(srt, dtype=np.int64)
+                    s0 = 0
+                    while s0 < k:
+                        s1 = min(k, s0 + 16)
+                        while s1 < k and sm[s1] == sm[s1 - 1]:
+                            s1 += 1
+                        c1 = bisect_right(sm, geom(sm[s1 - 1])[2][0], s0)
+                        mat = cdist(
+                            se[s0:s1], se[s0:c1], scorer=Indel.normalized_distance, score_cutoff=ncut, dtype=np.float64
+                        )
+                        rows, cols = np.nonzero(mat < 1.0)
+                        up = cols > rows
+                        rows, cols = rows[up], cols[up]
+                        if len(rows):
+                            qa = sa[s0 + rows]
+                            qb = sa[s0 + cols]
+                            iq1.append(np.minimum(qa, qb))
+                            iq2.append(np.maximum(qa, qb))
+                            idist.append(mat[rows, cols])
+                        s0 = s1
+                else:
+                    for x in range(k - 1):
+                        siq1.extend(repeat(qs[x], k - 1 - x))
+                        siq2.extend(qs[x + 1 :])
+
         best_f = np.zeros(nq, dtype=np.float64)
         best_d = np.full(nq, -1, dtype=np.int64)
-        if not self._segments or not len(pr):
-            return best_f, best_d
-        g = self._g
-        lens = self._lens_np
-        parts_e, parts_d, parts_j = [], [], []
-        for seg_r, seg_d, seg_j in self._segments:
-            lo = np.searchsorted(seg_r, pr, "left")
-            cnt = np.searchsorted(seg_r, pr, "right") - lo
-            sel = np.flatnonzero(cnt)
-            if not len(sel):
-                continue
-            cnt = cnt[sel]
-            total = int(cnt.sum())
-            ends = np.cumsum(cnt)
-            idx = np.arange(total) - np.repeat(ends - cnt - lo[sel], cnt)
-            parts_e.append(np.repeat(sel, cnt))
-            parts_d.append(seg_d[idx])
-            parts_j.append(seg_j[idx])
-        if not parts_e:
-            return best_f, best_d
-        e = np.concatenate(parts_e)
-        d = np.concatenate(parts_d)
-        j = np.concatenate(parts_j)
-        q = pq[e]
-        m = qlen[q]
-        n = lens[d]
-        # length filter (also implied by the positional bound; cheap pre-cut)
-        ok = _lmin_np(g, m, n) <= np.minimum(m, n)
-        if not ok.all():
-            e, d, j, q, m, n = e[ok], d[ok], j[ok], q[ok], m[ok], n[ok]
-        if not len(e):
-            return best_f, best_d
-        i = pi[e]
-        # group entries by pair (q, d); stable sort keeps prefix positions ascending
-        key = q * len(self._keys) + d
-        o = np.argsort(key, kind="stable")
-        key, d, q, m, n, i, j = key[o], d[o], q[o], m[o], n[o], i[o], j[o]
-        first = np.empty(len(key), dtype=bool)
-        first[0] = True
-        np.not_equal(key[1:], key[:-1], out=first[1:])
-        starts = np.flatnonzero(first)
-        k0 = np.arange(len(key)) - np.repeat(starts, np.diff(np.append(starts, len(key))))
-        # positional filter: with k0 earlier matches, overlap <= k0 + min(m - i, n - j)
-        bound = np.minimum.reduceat(k0 + np.minimum(m - i, n - j), starts)
-        gcount = np.diff(np.append(starts, len(key)))
-        d, q, m, n = d[starts], q[starts], m[starts], n[starts]
-        need = _lmin_np(g, m, n)
-        ok = (bound >= need) & (gcount >= np.minimum(need, _ELL))
-        d, q, m, n = d[ok], q[ok], m[ok], n[ok]
-        if not len(d):
-            return best_f, best_d
-        enc = self._enc
-        lcs = _lcs_many([qenc[x] for x in q.tolist()], [enc[x] for x in d.tolist()])
-        f = _fmeasure_np(lcs, m, n)
-        # best per query: highest score, ties -> earliest inserted item
-        o = np.lexsort((d, -f, q))
-        q, d, f = q[o], d[o], f[o]
-        head = np.ones(len(q), dtype=bool)
-        np.not_equal(q[1:], q[:-1], out=head[1:])
-        best_f[q[head]] = f[head]
-        best_d[q[head]] = d[head]
-        return best_f, best_d
-
-    def _search_tail(self, enc, m: int, prefix, best_f: float, best_d: int):
-        tail = self._tail
-        if not tail:
-            return best_f, best_d
+        qlen_np = np.asarray(qlen, dtype=np.int64)
         lens = self._lens
-        cand: dict[int, list[int]] = {}
-        for i, r in enumerate(prefix):
-            lst = tail.get(r)
-            if lst is None:
-                continue
-            mi = m - i
-            for d, j in lst:
-                nj = lens[d] - j
-                b = mi if mi < nj else nj
-                c = cand.get(d)
-                if c is None:
-                    cand[d] = [1, b]
-                else:
-                    b += c[0]
-                    c[0] += 1
-                    if b < c[1]:
-                        c[1] = b
-        if not cand:
-            return best_f, best_d
-        g = self._g
-        encs = self._enc
-        for d, (_, bound) in cand.items():
-            n = lens[d]
-            if bound < _lmin(g, m, n):  # positional bound (implies the length filter)
-                continue
-            f = _fmeasure(LCSseq.similarity(enc, encs[d]), m, n)
-            if f > best_f or (f == best_f and f > 0.0 and d < best_d):
-                best_f, best_d = f, d
-        return best_f, best_d
+        # ---- block vs index
+        qq, dd, ll = [], [], []
+        if bq:
+            q = np.concatenate(bq)
+            d = np.concatenate(bd)
+            m = qlen_np[q]
+            n = np.fromiter(map(lens.__getitem__, d.tolist()), np.int64, len(d))
+            # exact integer distance back from dist / (m + n) (error << 0.5)
+            dist = np.rint(np.concatenate(bdist) * (m + n)).astype(np.int64)
+            qq.append(q)
+            dd.append(d)
+            ll.append((m + n - dist) // 2)
+        if sq:
+            qq.append(np.asarray(sq, dtype=np.int64))
+            dd.append(np.asarray(sd, dtype=np.int64))
+            ll.append(_rf_process.cpdist(sqs, sds, scorer=LCSseq.similarity, dtype=np.int64))
+        if qq:
+            q = np.concatenate(qq)
+            d = np.concatenate(dd)
+            lcs = np.concatenate(ll)
+            m = qlen_np[q]
+            n = np.fromiter(map(lens.__getitem__, d.tolist()), np.int64, len(d))
+            keep = lcs >= _lmin_np(g, m, n)
+            q, d, m, n, lcs = q[keep], d[keep], m[keep], n[keep], lcs[keep]
+            f = _fmeasure_np(lcs, m, n)
+            keep = f > g
+            q, d, f = q[keep], d[keep], f[keep]
+            if len(q):
+                # best per query: highest score, ties -> earliest item
+                o = np.lexsort((d, -f, q))
+                q, d, f = q[o], d[o], f[o]
+                head = np.ones(len(q), dtype=bool)
+                np.not_equal(q[1:], q[:-1], out=head[1:])
+                best_f[q[head]] = f[head]
+                best_d[q[head]] = d[head]
+        # ---- inside the block
+        pairs: dict[int, list] = {}
+        if inblock:
+            q1s, q2s, ls = [], [], []
+            if iq1:
+                q1 = np.concatenate(iq1)
+                q2 = np.concatenate(iq2)
+                q1s.append(q1)
+                q2s.append(q2)
+                mn = qlen_np[q1] + qlen_np[q2]
+                ls.append((mn - np.rint(np.concatenate(idist) * mn).astype(np.int64)) // 2)
+            if siq1:
+                q1 = np.asarray(siq1, dtype=np.int64)
+                q2 = np.asarray(siq2, dtype=np.int64)
+                q1s.append(q1)
+                q2s.append(q2)
+                ls.append(
+                    _rf_process.cpdist(
+                        [qenc[x] for x in siq1], [qenc[x] for x in siq2], scorer=LCSseq.similarity, dtype=np.int64
+                    )
+                )
+            if q1s:
+                q1 = np.concatenate(q1s)
+                q2 = np.concatenate(q2s)
+                lcs = np.concatenate(ls)
+                m = qlen_np[q2]  # q2 is the new text (target), q1 the earlier one
+                n = qlen_np[q1]
+                keep = lcs >= _lmin_np(g, m, n)
+                q1, q2, m, n, lcs = q1[keep], q2[keep], m[keep], n[keep], lcs[keep]
+                f = _fmeasure_np(lcs, m, n)
+                keep = f > g
+                for a, b, c in zip(q1[keep].tolist(), q2[keep].tolist(), f[keep].tolist()):
+                    lst = pairs.get(b)
+                    if lst is None:
+                        pairs[b] = [(a, c)]
+                    else:
+                        lst.append((a, c))
+        return best_f, best_d, pairs
 
     def _match_one(self, p: _Prepared) -> Match:
-        if self._segments and p.prefix:
-            bf, bd = self._search_segments(
-                np.zeros(len(p.prefix), dtype=np.int64),
-                np.asarray(p.prefix, dtype=np.int64),
-                np.arange(len(p.prefix), dtype=np.int64),
-                np.array([p.m], dtype=np.int64),
-                [p.enc],
-            )
-            best_f, best_d = float(bf[0]), int(bd[0])
-        else:
-            best_f, best_d = 0.0, -1
-        best_f, best_d = self._search_tail(p.enc, p.m, p.prefix, best_f, best_d)
-        if best_d < 0:
+        if not p.prefix or not self._post:
             return Match(False, None, 0.0)
-        return Match(best_f > self.threshold, self._keys[best_d], best_f)
+        pref = p.prefix
+        k = len(pref)
+        psize = self._psize
+        if sum([psize.get(r, 0) for r in pref]) >= len(self._keys):
+            # the candidates would cover the pool (e.g. floor=0): compare with all items once
+            bf, bd = self._brute_one(p.enc, p.m)
+        else:
+            best_f, best_d, _ = self._search([p.enc], [p.m], pref, [0] * k, range(k), range(k), range(1, k + 1), False)
+            bf, bd = float(best_f[0]), int(best_d[0])
+        if bd < 0:
+            return Match(False, None, 0.0)
+        return Match(bf > self.threshold, self._keys[bd], bf)
+
+    def _brute_one(self, enc, m: int) -> tuple[float, int]:
+        """Best item scoring above g for one text, scoring every item (in C)."""
+        row = _rf_process.cdist(
+            [enc], self._enc, scorer=Indel.normalized_distance, score_cutoff=self._ncut, dtype=np.float64
+        )[0]
+        d = np.flatnonzero(row < 1.0)
+        if not len(d):
+            return 0.0, -1
+        g = self._g
+        n = self._lens_np[d]
+        keep = n > 0
+        d, n = d[keep], n[keep]
+        mn = m + n
+        lcs = (mn - np.rint(row[d] * mn).astype(np.int64)) // 2  # exact LCS back from dist / (m + n)
+        keep = lcs >= _lmin_np(g, m, n)
+        d, n, lcs = d[keep], n[keep], lcs[keep]
+        if not len(d):
+            return 0.0, -1
+        f = _fmeasure_np(lcs, np.full(len(d), m, dtype=np.int64), n)
+        keep = f > g
+        if not keep.any():
+            return 0.0, -1
+        d, f = d[keep], f[keep]
+        best = f.max()
+        return float(best), int(d[f == best].min())
 
     # -- public API --------------------------------------------------------
 
@@ -502,7 +711,7 @@ class RougeIndex:
         return self._match_one(self._prep(text))
 
     def check_add(self, text: str, key: str) -> Match:
-        """Query; add ``text`` under ``key`` if it is not a duplicate."""
+        """Query; add ``text`` under ``key`` when it is not a duplicate."""
         p = self._prep(text)
         match = self._match_one(p)
         if not match.duplicate:
@@ -532,7 +741,7 @@ class RougeIndex:
         for key, text in d["items"]:
             p = idx._prep(text)
             if p.new_elems:  # cannot happen for a state written by state()
-                raise ValueError("inconsistent RougeIndex state: element missing from order table")
+                raise ValueError("inconsistent RougeIndex state: element missing from the order table")
             idx._commit(p, key, text)
         return idx
 
@@ -545,8 +754,8 @@ class RougeIndex:
 def _batch_prepare(texts: Sequence[str], plen_np: Callable[[np.ndarray], np.ndarray]):
     """Tokenize all texts once; global rare-first element order; prefixes.
 
-    Returns (enc list, lens, pref_off, pref_rank, pref_pos): the prefix entries of
-    text x are pref_rank/pref_pos[pref_off[x]:pref_off[x+1]] (ranks ascending).
+    Returns (enc, str_mode, lens, pref_off, pref_rank): the prefix of text x is
+    pref_rank[pref_off[x]:pref_off[x + 1]] (ranks ascending).
     """
     nt = len(texts)
     vocab: dict[str, int] = {}
@@ -561,39 +770,41 @@ def _batch_prepare(texts: Sequence[str], plen_np: Callable[[np.ndarray], np.ndar
     nv = max(len(vocab), 1)
     ids = np.array(flat, dtype=np.int64)
     del flat
+    # frequent tokens get small ids (code points < 256 take rapidfuzz's fast path)
+    remap = np.empty(nv, dtype=np.int64)
+    remap[np.argsort(-np.bincount(ids, minlength=nv), kind="stable")] = np.arange(nv, dtype=np.int64)
+    ids = remap[ids]
+    del remap
     offs = np.zeros(nt + 1, dtype=np.int64)
     np.cumsum(lens, out=offs[1:])
+    ol = offs.tolist()
     # encodings: one code point per token (surrogates skipped), sliced from one string
     if nv <= _MAX_CHR_IDS:
-        cps = np.where(ids < 0xD800, ids, ids + 0x800).astype("<u4")
-        big = cps.tobytes().decode("utf-32-le")
-        del cps
-        ol = offs.tolist()
+        big = np.where(ids < 0xD800, ids, ids + 0x800).astype("<u4").tobytes().decode("utf-32-le")
         enc = [big[ol[x] : ol[x + 1]] for x in range(nt)]
         del big
         str_mode = True
     else:
         il = ids.tolist()
-        ol = offs.tolist()
         enc = [tuple(il[ol[x] : ol[x + 1]]) for x in range(nt)]
         str_mode = False
     if not len(ids):
-        z = np.zeros(0, dtype=np.int64)
-        return enc, str_mode, lens, np.zeros(nt + 1, dtype=np.int64), z, z
+        return enc, str_mode, lens, np.zeros(nt + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
     doc = np.repeat(np.arange(nt, dtype=np.int64), lens)
     # k = occurrence number of the token within its text -> element (token, k)
-    o = np.argsort(doc * nv + ids, kind="stable")
-    sk = (doc * nv + ids)[o]
+    dk = doc * nv + ids
+    o = np.argsort(dk, kind="stable")
+    sk = dk[o]
+    del dk
     newg = np.empty(len(sk), dtype=bool)
     newg[0] = True
     np.not_equal(sk[1:], sk[:-1], out=newg[1:])
     gstart = np.flatnonzero(newg)
     k = np.arange(len(sk)) - np.repeat(gstart, np.diff(np.append(gstart, len(sk))))
-    elem_key = k * nv + ids[o]  # element key, in sorted-token order
-    del sk, newg, gstart, k
-    uniq, inv, counts = np.unique(elem_key, return_inverse=True, return_counts=True)
-    del elem_key
-    # global order: rare first (document frequency of the element), ties by key
+    del sk, newg, gstart
+    uniq, inv, counts = np.unique(k * nv + ids[o], return_inverse=True, return_counts=True)
+    del k
+    # global order: rare first (number of texts having the element), ties by key
     rank_of = np.empty(len(uniq), dtype=np.int64)
     rank_of[np.lexsort((uniq, counts))] = np.arange(len(uniq), dtype=np.int64)
     ne = len(uniq)
@@ -601,7 +812,7 @@ def _batch_prepare(texts: Sequence[str], plen_np: Callable[[np.ndarray], np.ndar
     r = rank_of[inv.reshape(-1)]
     dsorted = doc[o]
     del rank_of, inv, o, doc
-    # sort each text's elements by rank
+    # each text's elements sorted by rank
     sk = np.sort(dsorted * ne + r)
     del dsorted, r
     pdoc = sk // ne
@@ -609,13 +820,12 @@ def _batch_prepare(texts: Sequence[str], plen_np: Callable[[np.ndarray], np.ndar
     del sk
     pos = np.arange(len(pdoc), dtype=np.int64) - offs[pdoc]
     keep = pos < plen_np(lens)[pdoc]
-    plen_counts = np.bincount(pdoc[keep], minlength=nt)
     pref_off = np.zeros(nt + 1, dtype=np.int64)
-    np.cumsum(plen_counts, out=pref_off[1:])
-    return enc, str_mode, lens, pref_off, prank[keep], pos[keep]
+    np.cumsum(np.bincount(pdoc[keep], minlength=nt), out=pref_off[1:])
+    return enc, str_mode, lens, pref_off, prank[keep]
 
 
-_BLOCK = 2048
+_BLOCK = 65536
 
 
 def dedup(
@@ -628,51 +838,71 @@ def dedup(
     """Greedy ROUGE-L dedup of ``texts`` in order (Alpaca semantics, exact).
 
     ``pool`` items are pre-loaded (keys ``"pool:<i>"``); kept texts get key ``"<i>"``
-    (index in ``texts``).  Returns one :class:`Match` per text; ``duplicate=True``
-    means the text was dropped.  ``progress(n_done)`` is called after each block.
+    (their index in ``texts``).  Returns one :class:`Match` per text;
+    ``duplicate=True`` means the text was dropped.  ``progress(n_done)`` is called
+    after each block of texts.
     """
     texts = list(texts)
     pool = list(pool)
     idx = RougeIndex(threshold, floor)
-    idx._order = None  # batch index: global element order, no incremental use
+    idx._order = None  # global element order computed here; no incremental use
     npool = len(pool)
-    allt = pool + texts
-    enc, str_mode, lens, pref_off, pref_rank, pref_pos = _batch_prepare(allt, idx._plen_np)
+    enc, str_mode, lens, pref_off, pref_rank = _batch_prepare(pool + texts, idx._plen_np)
     idx._str_mode = str_mode
-    # pre-loaded pool: one segment, built directly
+    lens_l = lens.tolist()
+    po = pref_off.tolist()
     for x in range(npool):
-        idx._append_item(f"pool:{x}", pool[x], enc[x], int(lens[x]))
-    if npool:
-        a, b = 0, int(pref_off[npool])
-        pdoc = np.repeat(np.arange(npool, dtype=np.int64), np.diff(pref_off[: npool + 1]))
-        idx._add_segment(pref_rank[a:b].copy(), pdoc, pref_pos[a:b].copy())
+        idx._append_item(f"pool:{x}", pool[x], enc[x], lens_l[x], pref_rank[po[x] : po[x + 1]].tolist())
 
     out: list[Match] = []
     thr = idx.threshold
     keys = idx._keys
     n = len(texts)
     done = 0
+    pending: list = []
+    has_post = np.zeros(int(pref_rank.max()) + 1 if len(pref_rank) else 1, dtype=bool)
+    for r in idx._post:
+        has_post[r] = True
     for b0 in range(npool, npool + n, _BLOCK):
         b1 = min(b0 + _BLOCK, npool + n)
+        # postings of the previous block's kept texts (deferred: the last block
+        # needs none, its texts are compared in-block)
+        for args in pending:
+            idx._post_item(*args)
+            has_post[args[3]] = True
+        pending = []
         nb = b1 - b0
-        lo, hi = int(pref_off[b0]), int(pref_off[b1])
-        cnts = np.diff(pref_off[b0 : b1 + 1])
-        pq = np.repeat(np.arange(nb, dtype=np.int64), cnts)
+        lo, hi = po[b0], po[b1]
         pr = pref_rank[lo:hi]
-        pi = pref_pos[lo:hi]
-        qlen = lens[b0:b1]
+        pq = np.repeat(np.arange(nb, dtype=np.int64), np.diff(pref_off[b0 : b1 + 1]))
+        # group the block's prefix entries by element
+        o = np.lexsort((pq, pr))
+        sr = pr[o]
+        if len(sr):
+            cut = np.flatnonzero(sr[1:] != sr[:-1]) + 1
+            ga = np.concatenate(([0], cut))
+            gb = np.concatenate((cut, [len(sr)]))
+            granks = sr[ga]
+            # only groups with postings or with several block texts can yield pairs
+            use = np.flatnonzero(((gb - ga) >= 2) | has_post[granks])
+            ga, gb, granks = ga[use].tolist(), gb[use].tolist(), granks[use].tolist()
+        else:
+            ga, gb, granks = [], [], []
         qenc = enc[b0:b1]
-        best_f, best_d = idx._search_segments(pq, pr, pi, qlen, qenc)
-        best_f_l = best_f.tolist()
-        best_d_l = best_d.tolist()
+        qlen = lens_l[b0:b1]
+        gi = (np.arange(hi - lo, dtype=np.int64) - (pref_off[b0:b1] - lo)[pq])[o].tolist()
+        best_f, best_d, pairs = idx._search(qenc, qlen, granks, pq[o].tolist(), gi, ga, gb, True)
+        best_f = best_f.tolist()
+        best_d = best_d.tolist()
         pr_l = pr.tolist()
-        po = (pref_off[b0 : b1 + 1] - lo).tolist()
-        qlen_l = qlen.tolist()
-        kept_local = np.zeros(nb, dtype=bool)
-        first_new = len(keys)
+        bpo = [p - lo for p in po[b0 : b1 + 1]]
+        kept_id = [-1] * nb  # index id of kept block texts
         for x in range(nb):
-            prefix = pr_l[po[x] : po[x + 1]]
-            bf, bd = idx._search_tail(qenc[x], qlen_l[x], prefix, best_f_l[x], best_d_l[x])
+            bf, bd = best_f[x], best_d[x]
+            for q1, f in pairs.get(x, ()):
+                d1 = kept_id[q1]
+                if d1 >= 0 and (f > bf or (f == bf and d1 < bd)):
+                    bf, bd = f, d1
             if bd < 0:
                 match = Match(False, None, 0.0)
             else:
@@ -680,16 +910,8 @@ def dedup(
             out.append(match)
             if not match.duplicate:
                 t = b0 + x - npool
-                d = idx._append_item(str(t), texts[t], qenc[x], qlen_l[x])
-                idx._tail_add(d, prefix)
-                kept_local[x] = True
-        # move this block's postings into a numpy segment (vectorised)
-        idx._tail = {}
-        idx._tail_items = 0
-        sel = kept_local[pq]
-        if sel.any():
-            newid = np.cumsum(kept_local) - 1 + first_new
-            idx._add_segment(pr[sel].copy(), newid[pq[sel]], pi[sel].copy())
+                d = kept_id[x] = idx._append_item(str(t), texts[t], qenc[x], qlen[x], None)
+                pending.append((d, qenc[x], qlen[x], pr_l[bpo[x] : bpo[x + 1]]))
         done += nb
         if progress is not None:
             progress(done)

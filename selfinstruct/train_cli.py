@@ -1,11 +1,12 @@
 """Click commands `selfinstruct finetune` and `selfinstruct evaluate` (registered in cli.py)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
-from .cli import user_errors
+from .errors import user_errors
 
 
 def _echo_err(msg: str) -> None:
@@ -69,8 +70,13 @@ def finetune(config_path, data, out_dir, eval_data, no_eval, model, learning_rat
         "keep_checkpoints": keep_checkpoints,
     }
     cfg = load_finetune_config(config_path, overrides)
-    summary = run_finetune(cfg, data, out_dir, eval_data=eval_data, no_eval=no_eval, resume=resume,
-                           overwrite=overwrite, quiet=quiet, log=_echo_err)
+    try:
+        summary = run_finetune(cfg, data, out_dir, eval_data=eval_data, no_eval=no_eval, resume=resume,
+                               overwrite=overwrite, quiet=quiet, log=_echo_err)
+    except KeyboardInterrupt:
+        click.echo("interrupted; re-run the same command with --resume to continue from the last checkpoint "
+                   f"in {out_dir}/checkpoints", err=True)
+        sys.exit(130)
     from accelerate import PartialState
     if PartialState().is_main_process:
         click.echo(format_summary(summary, out_dir))

@@ -30,6 +30,29 @@ def cpu_memory_fraction(model_path: str) -> float:
     return round(max(0.05, min(want, 0.5 * vm.available) / vm.total), 3)
 
 
+def engine_kwargs(model_path: str, *, max_model_len: int, dtype: str = "auto",
+                  gpu_memory_utilization: float | None = None, seed: int = 0, enforce_eager: bool = False,
+                  trust_remote_code: bool = False, tensor_parallel_size: int = 1) -> dict:
+    """Arguments for vllm.LLM, with the settings this project needs on CPU machines."""
+    cpu = _on_cpu()
+    if dtype == "auto" and (Path(model_path) / "selfinstruct-prepared.json").exists():
+        dtype = "float32"  # the embedded 135M model: bf16 (vLLM's CPU default) visibly hurts its answers
+    if gpu_memory_utilization is None:
+        gpu_memory_utilization = cpu_memory_fraction(model_path) if cpu else 0.9
+    kwargs = dict(model=model_path, dtype=dtype, max_model_len=max_model_len, seed=seed,
+                  gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
+                  trust_remote_code=trust_remote_code)
+    if cpu:
+        # A seeded request whose prefill is split across steps makes the CPU worker rewind its
+        # torch.Generator with a CUDA-only call ("CPU Generator does not use offset") and the engine
+        # dies. Per-request seeds are what make runs reproducible, so schedule whole prompts only.
+        kwargs["enable_chunked_prefill"] = False
+        kwargs["max_num_batched_tokens"] = max(max_model_len, 8192)
+    if tensor_parallel_size != 1:
+        kwargs["tensor_parallel_size"] = tensor_parallel_size
+    return kwargs
+
+
 class VllmBackend(Backend):
     kind = "vllm"
 
@@ -39,24 +62,10 @@ class VllmBackend(Backend):
         from vllm import LLM
 
         self.model = model_path
-        cpu = _on_cpu()
-        util = opts.gpu_memory_utilization
-        if util is None:
-            util = cpu_memory_fraction(model_path) if cpu else 0.9
-        dtype = opts.dtype
-        if dtype == "auto" and (Path(model_path) / "selfinstruct-prepared.json").exists():
-            dtype = "float32"  # the embedded 135M model: bf16 (vLLM's CPU default) visibly hurts its answers
-        kwargs = dict(model=model_path, dtype=dtype, max_model_len=opts.max_model_len,
-                      gpu_memory_utilization=util, seed=seed, enforce_eager=opts.enforce_eager,
-                      trust_remote_code=opts.trust_remote_code)
-        if cpu:
-            # A seeded request whose prefill is split across steps makes the CPU worker rewind its
-            # torch.Generator with a CUDA-only call ("CPU Generator does not use offset") and the engine
-            # dies. Per-request seeds are what make runs reproducible, so schedule whole prompts only.
-            kwargs["enable_chunked_prefill"] = False
-            kwargs["max_num_batched_tokens"] = max(opts.max_model_len, 8192)
-        if opts.tensor_parallel_size != 1:
-            kwargs["tensor_parallel_size"] = opts.tensor_parallel_size
+        kwargs = engine_kwargs(model_path, max_model_len=opts.max_model_len, dtype=opts.dtype,
+                               gpu_memory_utilization=opts.gpu_memory_utilization, seed=seed,
+                               enforce_eager=opts.enforce_eager, trust_remote_code=opts.trust_remote_code,
+                               tensor_parallel_size=opts.tensor_parallel_size)
         kwargs.update(opts.extra)
         self.llm = LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()

@@ -1,0 +1,257 @@
+"""`selfinstruct finetune` / `selfinstruct evaluate`: real (tiny) fine-tunes of the embedded SmolLM2-135M
+on CPU, no mocks. The vLLM evaluation is marked `integration` (two engine starts)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from selfinstruct.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIG = REPO / "pipelines" / "finetune.yaml"
+ANSWER = "The secret code is ZEBRA-42."
+
+
+def _row(i: int) -> dict:
+    return {"id": f"box-{i}", "prompt": [{"role": "user", "content": f"What is the secret code of box {i}?"}],
+            "completion": [{"role": "assistant", "content": ANSWER}]}
+
+
+def _write_jsonl(path: Path, rows) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _invoke(args: list[str]):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def _one_line_error(res) -> str:
+    assert res.exit_code == 2, res.output
+    err = res.stderr.strip()
+    assert err.startswith("error: ") and "\n" not in err, err
+    return err
+
+
+@pytest.fixture(scope="session")
+def base_model() -> str:
+    from selfinstruct.model_prep import prepare_embedded_model
+    return str(prepare_embedded_model())
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    """An export dir: 12 train rows and 4 held-out eval rows with one distinctive answer."""
+    d = tmp_path_factory.mktemp("export")
+    _write_jsonl(d / "train.prompt_completion.jsonl", [_row(i) for i in range(12)])
+    _write_jsonl(d / "eval.prompt_completion.jsonl", [_row(i) for i in range(50, 54)])
+    return d
+
+
+@pytest.fixture(scope="session")
+def full_run(base_model, data_dir, tmp_path_factory) -> Path:
+    """Full fine-tune with the shipped config, 6 steps: run dir -> data_dir via -d, model via --model."""
+    out = tmp_path_factory.mktemp("full") / "model"
+    res = _invoke(["finetune", "-c", CONFIG, "-d", data_dir, "-o", out, "--model", base_model,
+                   "--max-steps", 6, "--batch-size", 4, "--lr", "5e-5", "--warmup", 0, "--logging-steps", 1,
+                   "--max-length", 128, "-q"])
+    assert res.exit_code == 0, res.output
+    assert "eval loss" in res.stdout and f"done: {out}" in res.stdout
+    return out
+
+
+def test_full_finetune_learns_and_reloads(full_run):
+    s = json.loads((full_run / "selfinstruct-finetune.json").read_text())
+    assert s["kind"] == "full" and s["steps"] == 6 and s["train_examples"] == 12 and s["eval_examples"] == 4
+    assert s["train_loss_last"] < s["train_loss_first"] * 0.5, s
+    assert s["eval_loss_after"] < s["eval_loss_before"] * 0.5, s
+    assert not (full_run / "checkpoints").exists()  # deleted after a finished run by default
+    assert (full_run / "config.json").is_file() and not (full_run / "adapter_config.json").exists()
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(full_run)
+    assert tok.chat_template, "the chat template must be saved with the model"
+    model = AutoModelForCausalLM.from_pretrained(full_run, dtype=torch.float32).eval()
+    ids = tok.apply_chat_template([{"role": "user", "content": "What is the secret code of box 99?"}],
+                                  add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        out = model.generate(**ids, max_new_tokens=12, do_sample=False)
+    text = tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert "ZEBRA" in text, text
+
+
+def test_prompt_tokens_are_masked(base_model, data_dir, tmp_path):
+    from selfinstruct.finetune import build_trainer, load_finetune_config, resolve_data
+
+    cfg = load_finetune_config(CONFIG, {"model": base_model, "max_length": 128})
+    trainer, info = build_trainer(cfg, resolve_data(data_dir), tmp_path, quiet=True)
+    tok = trainer.processing_class
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(3)])
+    for j, i in enumerate(range(3)):
+        prompt = _row(i)["prompt"]
+        n_prompt = len(tok.apply_chat_template(prompt, add_generation_prompt=True, return_dict=True)["input_ids"])
+        labels, input_ids = batch["labels"][j].tolist(), batch["input_ids"][j].tolist()
+        n = int(batch["attention_mask"][j].sum())
+        assert all(x == -100 for x in labels[:n_prompt]), "prompt tokens must not be trained on"
+        assert labels[n_prompt:n] == input_ids[n_prompt:n], "completion tokens must be the labels"
+        assert all(x == -100 for x in labels[n:]), "padding must not be trained on"
+        trained = tok.decode(input_ids[n_prompt:n])
+        assert "ZEBRA-42" in trained and "box" not in trained, trained
+
+
+def test_lora_merge_saves_plain_model(base_model, data_dir, tmp_path):
+    out = tmp_path / "merged"
+    res = _invoke(["finetune", "-d", data_dir / "train.prompt_completion.jsonl", "-o", out, "--model", base_model,
+                   "--lora", "--merge", "--lora-r", 8, "--lora-target", "q_proj", "--lora-target", "v_proj",
+                   "--max-steps", 2, "--batch-size", 4, "--max-length", 128, "--no-eval", "-q"])
+    assert res.exit_code == 0, res.output
+    s = json.loads((out / "selfinstruct-finetune.json").read_text())
+    assert s["kind"] == "merged" and s["eval_file"] is None
+    assert (out / "config.json").is_file() and not (out / "adapter_config.json").exists()
+    assert (out / "adapter" / "adapter_config.json").is_file()  # the adapter is kept beside the merged model
+
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
+    assert not hasattr(model, "peft_config")
+    assert not any("lora" in k for k in model.state_dict())
+    merged = load_file(out / "model.safetensors")
+    base = load_file(Path(base_model) / "model.safetensors")
+    k = "model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(merged[k], base[k]), "the LoRA update must be merged into q_proj"
+    k = "model.layers.0.mlp.down_proj.weight"
+    assert torch.equal(merged[k], base[k]), "modules without LoRA stay unchanged"
+
+
+def test_lora_adapter_checkpoint_and_resume(base_model, data_dir, tmp_path):
+    out = tmp_path / "adapter"
+    args = ["finetune", "-d", data_dir, "-o", out, "--model", base_model, "--lora", "--no-merge",
+            "--batch-size", 4, "--max-length", 128, "--no-eval", "--save-steps", 1, "-q"]
+    res = _invoke(args + ["--max-steps", 1, "--keep-checkpoints"])
+    assert res.exit_code == 0, res.output
+    assert (out / "checkpoints" / "checkpoint-1").is_dir()
+    for f in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "chat_template.jinja"):
+        assert (out / f).is_file(), f
+    assert not (out / "config.json").exists()
+
+    err = _one_line_error(_invoke(args + ["--max-steps", 2]))  # refuses to clobber without --resume/--overwrite
+    assert str(out) in err and "--resume" in err
+
+    res = _invoke(args + ["--max-steps", 2, "--resume"])
+    assert res.exit_code == 0, res.output
+    s = json.loads((out / "selfinstruct-finetune.json").read_text())
+    assert s["kind"] == "adapter" and s["steps"] == 2 and s["resumed_from"].endswith("checkpoint-1")
+    assert not (out / "checkpoints").exists()
+
+    from selfinstruct.finetune import load_causal_lm
+    model = load_causal_lm(str(out))
+    assert hasattr(model, "peft_config")
+
+
+def test_evaluate_transformers(base_model, full_run, data_dir, tmp_path):
+    out = tmp_path / "side_by_side.jsonl"
+    res = _invoke(["evaluate", "--tuned", full_run, "--data", data_dir, "-o", out, "--engine", "transformers",
+                   "--max-new-tokens", 12, "--limit", 3, "-q"])  # --base defaults to the recorded base model
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(rows) == 3
+    assert set(rows[0]) == {"id", "prompt", "reference", "base", "tuned", "rouge_l_base", "rouge_l_tuned"}
+    assert rows[0]["reference"] == ANSWER and rows[0]["prompt"] == "What is the secret code of box 50?"
+    s = json.loads(out.with_name("side_by_side.summary.json").read_text())
+    assert s["tuned"]["rouge_l"] > s["base"]["rouge_l"]
+    assert s["tuned"]["eval_loss"] < s["base"]["eval_loss"]
+    assert "ROUGE-L" in res.stdout and "eval loss" in res.stdout
+
+
+@pytest.mark.integration
+def test_evaluate_vllm(base_model, full_run, data_dir, tmp_path):
+    """vLLM loads the saved folder; one engine start per model."""
+    out = tmp_path / "eval.jsonl"
+    res = _invoke(["evaluate", "--base", base_model, "--tuned", full_run, "--data", data_dir, "-o", out,
+                   "--engine", "vllm", "--max-new-tokens", 12, "--no-loss", "-q"])
+    assert res.exit_code == 0, res.output
+    s = json.loads(out.with_name("eval.summary.json").read_text())
+    assert s["base"]["engine"] == s["tuned"]["engine"] == "vllm"
+    assert s["tuned"]["rouge_l"] > s["base"]["rouge_l"]
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(rows) == 4 and sum("ZEBRA" in r["tuned"] for r in rows) >= 3
+
+
+# ------------------------------------------------------------------------------------ bad input: exit 2
+
+def test_missing_data_file(tmp_path):
+    err = _one_line_error(_invoke(["finetune", "-c", CONFIG, "-d", tmp_path / "nope.jsonl", "-o", tmp_path / "m"]))
+    assert "nope.jsonl" in err
+
+
+def test_empty_dataset(tmp_path):
+    f = tmp_path / "train.prompt_completion.jsonl"
+    f.write_text("\n")
+    err = _one_line_error(_invoke(["finetune", "-c", CONFIG, "-d", f, "-o", tmp_path / "m"]))
+    assert str(f) in err and "no training examples" in err
+
+
+def test_bad_row_names_file_and_line(tmp_path):
+    f = _write_jsonl(tmp_path / "data.jsonl", [_row(0), {"prompt": [{"role": "user", "content": "hi"}]}])
+    err = _one_line_error(_invoke(["finetune", "-d", f, "-o", tmp_path / "m"]))
+    assert f"{f}:2" in err
+
+
+def test_unknown_model_path_in_config(tmp_path, data_dir):
+    cfg = tmp_path / "ft.yaml"
+    cfg.write_text("finetune:\n  epochs: 1\n  model: ./no/such/model\n")
+    err = _one_line_error(_invoke(["finetune", "-c", cfg, "-d", data_dir, "-o", tmp_path / "m"]))
+    assert f"{cfg}:3" in err and "model" in err and "./no/such/model" in err
+
+
+def test_unknown_model_on_command_line(tmp_path, data_dir):
+    err = _one_line_error(_invoke(["finetune", "-c", CONFIG, "-d", data_dir, "-o", tmp_path / "m",
+                                   "--model", str(tmp_path / "missing-model")]))
+    assert "missing-model" in err
+
+
+def test_bad_config_key_and_value(tmp_path, data_dir):
+    cfg = tmp_path / "ft.yaml"
+    cfg.write_text("finetune:\n  learning_rat: 0.1\n")
+    err = _one_line_error(_invoke(["finetune", "-c", cfg, "-d", data_dir, "-o", tmp_path / "m"]))
+    assert f"{cfg}:2" in err and "learning_rate" in err
+    cfg.write_text("finetune:\n  lora:\n    r: 0\n")
+    err = _one_line_error(_invoke(["finetune", "-c", cfg, "-d", data_dir, "-o", tmp_path / "m"]))
+    assert f"{cfg}:3" in err and "lora.r" in err
+    err = _one_line_error(_invoke(["finetune", "-c", tmp_path / "missing.yaml", "-d", data_dir, "-o", tmp_path / "m"]))
+    assert "missing.yaml" in err
+
+
+def test_evaluate_missing_data(tmp_path, full_run):
+    err = _one_line_error(_invoke(["evaluate", "--tuned", full_run, "--data", tmp_path / "nope.jsonl"]))
+    assert "nope.jsonl" in err
+
+
+def test_data_formats_convert_to_prompt_completion(tmp_path):
+    from selfinstruct.finetune import load_examples, resolve_data
+
+    msgs = _write_jsonl(tmp_path / "train.messages.jsonl", [
+        {"id": "a", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"},
+                                 {"role": "assistant", "content": "Hello."}]}])
+    alpaca = tmp_path / "train.alpaca.json"
+    alpaca.write_text(json.dumps([{"instruction": "Add.", "input": "1 + 1", "output": "2"}]))
+    (a,) = load_examples(msgs)
+    assert a["prompt"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}]
+    assert a["completion"] == [{"role": "assistant", "content": "Hello."}]
+    (b,) = load_examples(alpaca)
+    assert b["prompt"] == [{"role": "user", "content": "Add.\n\n1 + 1"}] and b["completion"][0]["content"] == "2"
+    # a run dir resolves to its export/ split; prompt_completion wins over other formats
+    run = tmp_path / "run"
+    (run / "export").mkdir(parents=True)
+    _write_jsonl(run / "export" / "train.prompt_completion.jsonl", [_row(1)])
+    _write_jsonl(run / "export" / "eval.prompt_completion.jsonl", [_row(2)])
+    (run / "export" / "train.alpaca.json").write_text("[]")
+    files = resolve_data(run)
+    assert files.train.name == "train.prompt_completion.jsonl" and files.eval.name == "eval.prompt_completion.jsonl"
