@@ -22,23 +22,25 @@ sys.path.insert(0, str(ROOT))
 
 
 class Recorder:
-    """Wraps the real backend and remembers every request the pipeline sends."""
+    """Wraps the real backend and remembers the requests whose answers the pipeline used (a cancelled
+    look-ahead round's partial work counts in the pipeline's time, not in its tokens)."""
 
     def __init__(self, inner):
         self.inner, self.requests, self.completion_tokens = inner, [], 0
         self.model, self.kind = inner.model, inner.kind
 
     def submit(self, requests):
-        self.requests.extend(requests)
-        return self.inner.submit(requests)
+        return (list(requests), self.inner.submit(requests))
 
     def wait(self, ticket):
-        out = self.inner.wait(ticket)
+        requests, inner = ticket
+        out = self.inner.wait(inner)
+        self.requests.extend(requests)
         self.completion_tokens += sum(c.completion_tokens for c in out)
         return out
 
     def cancel(self, ticket):
-        self.inner.cancel(ticket)
+        self.inner.cancel(ticket[1])
 
     def generate(self, requests, progress=None):
         return self.wait(self.submit(requests))
@@ -47,10 +49,10 @@ class Recorder:
         pass
 
 
-def pipeline_run(cfg, backend, overlap: bool):
+def pipeline_run(cfg, backend, depth: int):
     from selfinstruct.pipeline import run_pipeline
 
-    cfg = dataclasses.replace(cfg, bootstrap=dataclasses.replace(cfg.bootstrap, overlap=overlap))
+    cfg = dataclasses.replace(cfg, bootstrap=dataclasses.replace(cfg.bootstrap, overlap_depth=depth))
     rec = Recorder(backend)
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()
@@ -115,12 +117,13 @@ def main():
     t = time.perf_counter()
     backend = VllmBackend(model, cfg.vllm, seed=cfg.seed)
     startup = time.perf_counter() - t
-    raw_vllm(backend, pipeline_run(cfg, backend, True)[0].requests[:8])  # warm-up
+    depth = cfg.bootstrap.overlap_depth
+    raw_vllm(backend, pipeline_run(cfg, backend, depth)[0].requests[:8])  # warm-up
 
     rows = []
-    rec, dt = pipeline_run(cfg, backend, overlap=True)
-    rows.append(("pipeline bootstrap (overlapped rounds)", rec.completion_tokens, dt))
-    rec0, dt0 = pipeline_run(cfg, backend, overlap=False)
+    rec, dt = pipeline_run(cfg, backend, depth)
+    rows.append((f"pipeline bootstrap ({depth} rounds in flight)", rec.completion_tokens, dt))
+    rec0, dt0 = pipeline_run(cfg, backend, 1)
     rows.append(("pipeline bootstrap (one round at a time)", rec0.completion_tokens, dt0))
     tok, dtr = raw_vllm(backend, rec.requests)
     rows.append(("raw vLLM, same prompts, one generate call", tok, dtr))

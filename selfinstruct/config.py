@@ -67,7 +67,7 @@ class BootstrapConfig:
     requests_per_round: int = 16
     max_rounds: int = 200
     nearest_floor: float = 0.0  # nearest-instruction provenance is exact whenever its score > this
-    overlap: bool = True  # queue round r+1 while round r finishes (its machine demos come from rounds <= r-1)
+    overlap_depth: int = 4  # rounds in flight at once; round r's machine demos come from rounds <= r - depth
     sampling: Sampling = field(default_factory=lambda: Sampling(temperature=1.0, top_p=1.0, max_tokens=256))
     filters: InstructionFilters = field(default_factory=InstructionFilters)
 
@@ -96,7 +96,7 @@ class AlpacaConfig:
     requests_per_round: int = 16
     max_rounds: int = 200
     nearest_floor: float = 0.0
-    overlap: bool = True
+    overlap_depth: int = 4
     prompt_format: str = "completion"
     sampling: Sampling = field(default_factory=lambda: Sampling(temperature=1.0, top_p=1.0, max_tokens=1024))
     filters: InstructionFilters = field(default_factory=InstructionFilters)
@@ -273,6 +273,8 @@ def _validate(cfg: PipelineConfig, err) -> None:
             err(f"{name}.filters.rouge_threshold", "must be between 0 and 1")
         if st.requests_per_round < 1:
             err(f"{name}.requests_per_round", "must be >= 1")
+        if st.overlap_depth < 1:
+            err(f"{name}.overlap_depth", "must be >= 1 (1: one round at a time)")
     if cfg.bootstrap.num_seed_demos + cfg.bootstrap.num_machine_demos < 1:
         err("bootstrap.num_seed_demos", "at least one demonstration is needed")
     if not 0.0 <= cfg.export.eval_fraction < 1.0:

@@ -4,9 +4,10 @@
 demonstrations, sends a batch of requests, parses and filters the answers against a ROUGE-L index over
 seeds + kept instructions, and commits one shard. `run_batches` serves the stages that process a fixed
 input list (classify, instances, filter). Both keep the next batch queued in the engine while the
-current one finishes and is filtered and committed (`overlap`), so the engine is never idle between
-rounds. To stay deterministic (and so resumable to the same dataset), a round's machine-generated
-demonstrations come from the rounds committed before the previous one when overlapping."""
+current one finishes and is filtered and committed, so the engine is never idle between rounds.
+To stay deterministic (and so resumable to the same dataset) with `overlap_depth` rounds in flight,
+round r's machine-generated demonstrations come from rounds <= r - overlap_depth, whatever was in
+flight when it was submitted."""
 from __future__ import annotations
 
 import random
@@ -46,11 +47,11 @@ def run_rounds(ctx: Context, store, stage: str, st,
     index, kept = build_index(ctx, store, st)
     target = st.num_instructions
     sampling = asdict(st.sampling)
-    lag = 2 if st.overlap else 1
+    depth = st.overlap_depth
 
     def submit(r: int):
         rng = random.Random(derive_seed(ctx.cfg.seed, stage, "round", r))
-        visible = [k for k in kept if k["round"] <= r - lag]
+        visible = [k for k in kept if k["round"] <= r - depth]
         reqs, metas = [], []
         for j in range(st.requests_per_round):
             prompt, meta = make_prompt(rng, visible)
@@ -64,15 +65,21 @@ def run_rounds(ctx: Context, store, stage: str, st,
     bar.set_postfix(accepted=len(kept), rejected=rejected)
     inflight: deque = deque()
     next_round = len(store.parts)
+    requests_done = store.counts.get("requests", 0)
     try:
         while len(kept) < target:
-            while len(inflight) < (2 if st.overlap else 1) and next_round < st.max_rounds:
+            # submit look-ahead rounds only while the ones in flight are not expected to reach the target
+            # (yield so far, with a margin), so that little finished work is cancelled at the end
+            rate = len(kept) / requests_done if requests_done and kept else 1.0
+            while (len(inflight) < depth and next_round < st.max_rounds
+                   and (not inflight or len(inflight) * st.requests_per_round * rate < 1.5 * (target - len(kept)))):
                 inflight.append(submit(next_round))
                 next_round += 1
             if not inflight:
                 break
             round_no, metas, ticket = inflight.popleft()
             comps = ctx.backend.wait(ticket)
+            requests_done += len(comps)
             new_kept, rejects, counts = [], [], Counter()
             _tally(counts, comps)
             for j, (c, meta) in enumerate(zip(comps, metas)):
@@ -115,7 +122,7 @@ def run_rounds(ctx: Context, store, stage: str, st,
             bar.update(min(len(new_kept), target - bar.n))
             bar.set_postfix(accepted=len(kept), rejected=rejected)
     finally:
-        for _, _, ticket in inflight:  # the look-ahead round is not needed (target reached) or interrupted
+        for _, _, ticket in inflight:  # look-ahead rounds not needed (target reached) or interrupted
             ctx.backend.cancel(ticket)
         bar.close()
     if len(kept) < target:
