@@ -28,6 +28,10 @@ point); the per-candidate cost is fitted as ``a + b * pool_size`` and summed ove
 all N candidates using the pool sizes of the (identical) greedy run.  Those numbers
 are marked "extrapolated".  Kept/dropped decisions are compared with ours on every
 candidate the baseline processed.
+
+Ours = ``selfinstruct.rouge.dedup(texts, pool=seeds)``, wall time including
+tokenization, median of 3 runs (one run for ``--million``).  The data generation is
+not timed.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import json
 import os
 import platform
 import random
+import statistics
 import sys
 import time
 from functools import partial
@@ -179,14 +184,17 @@ def fit_cost(timings):
     return a, b
 
 
-def run_size(n, seeds, threshold, budget_s, seed, proc_pool, results):
+def run_size(n, seeds, threshold, budget_s, seed, proc_pool, results, repeats=3):
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     texts = make_data(n, seeds, seed)
-    t0 = time.perf_counter()
-    ours = dedup(texts, threshold=threshold, pool=seeds)
-    ours_s = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        ours = dedup(texts, threshold=threshold, pool=seeds)
+        times.append(time.perf_counter() - t0)
+    ours_s = statistics.median(times)
     our_dup = [m.duplicate for m in ours]
     kept = n - sum(our_dup)
     # pool size seen by each candidate in the greedy run
@@ -233,6 +241,7 @@ def run_size(n, seeds, threshold, budget_s, seed, proc_pool, results):
         "baseline_s": base_s,
         "baseline_how": how,
         "ours_s": ours_s,
+        "ours_runs_s": times,
         "ratio": base_s / ours_s,
         "identical": identical,
         "compared": compared,
@@ -241,6 +250,7 @@ def run_size(n, seeds, threshold, budget_s, seed, proc_pool, results):
     print(
         f"N={n:>9,}  kept={kept:>9,}  baseline={base_s:10.1f}s  ours={ours_s:8.3f}s  "
         f"ratio={base_s / ours_s:10.0f}x  identical={identical} (on {compared:,} candidates)\n"
+        f"    ours: median of {len(times)} runs ({', '.join(f'{t:.3f}' for t in times)} s)\n"
         f"    baseline: {how}",
         flush=True,
     )
@@ -259,7 +269,7 @@ def main(argv=None):
 
     seeds = load_seeds()
     cpus = os.cpu_count()
-    print(f"machine: {platform.processor() or platform.machine()}, {cpus} cores, Python {platform.python_version()}")
+    print(f"machine: {_cpu_model()}, {cpus} cores, Python {platform.python_version()}, load average {_load()}")
     results: list[dict] = []
     if not args.only_million:
         with Pool(cpus) as proc_pool:
@@ -276,8 +286,26 @@ def main(argv=None):
         kept = sum(not m.duplicate for m in res)
         print(f"N={n:,}: ours={ours_s:.1f}s kept={kept:,} (data generation {gen_s:.1f}s, not counted)", flush=True)
         results.append({"n": n, "ours_s": ours_s, "kept": kept})
+    print(f"load average at the end: {_load()}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
 
 
 if __name__ == "__main__":

@@ -188,6 +188,9 @@ _BIG = 32
 # a posting list is split by item length and zone once it holds more than this
 _SPLIT = 256
 _INF = 1 << 62
+# at most this many cells per cdist matrix, and pending candidate pairs
+_CELLS = 1 << 22
+_PENDING = 1 << 21
 
 
 class _Posting:
@@ -449,15 +452,94 @@ class RougeIndex:
         post = self._post
         geom = self._geom
         cdist = _rf_process.cdist
-        # pairs found by cdist: (queries, docs, normalized indel distances)
+        best_f = np.zeros(nq, dtype=np.float64)
+        best_d = np.full(nq, -1, dtype=np.int64)
+        qlen_np = np.asarray(qlen, dtype=np.int64)
+        lens_np = self._lens_np
+        # pairs found by cdist: (queries, items, normalized indel distances)
         bq: list[np.ndarray] = []
         bd: list[np.ndarray] = []
         bdist: list[np.ndarray] = []
+        nbig = [0]
         # pooled small groups (one cpdist call)
         sq: list[int] = []
         sd: list[int] = []
         sqs: list = []
         sds: list = []
+
+        def merge(q, d, lcs):
+            """Exact scores of (query, item, LCS) triples -> best per query so far."""
+            m = qlen_np[q]
+            n = lens_np[d]
+            keep = lcs >= _lmin_np(g, m, n)
+            q, d, m, n, lcs = q[keep], d[keep], m[keep], n[keep], lcs[keep]
+            f = _fmeasure_np(lcs, m, n)
+            keep = f > g
+            q, d, f = q[keep], d[keep], f[keep]
+            if not len(q):
+                return
+            old = np.flatnonzero(best_d >= 0)
+            q = np.concatenate((q, old))
+            d = np.concatenate((d, best_d[old]))
+            f = np.concatenate((f, best_f[old]))
+            # best per query: highest score, ties -> earliest item
+            o = np.lexsort((d, -f, q))
+            q, d, f = q[o], d[o], f[o]
+            head = np.ones(len(q), dtype=bool)
+            np.not_equal(q[1:], q[:-1], out=head[1:])
+            best_f[q[head]] = f[head]
+            best_d[q[head]] = d[head]
+
+        def flush_big():
+            if bq:
+                q = np.concatenate(bq)
+                d = np.concatenate(bd)
+                mn = qlen_np[q] + lens_np[d]
+                # exact integer distance back from dist / (m + n) (error << 0.5)
+                dist = np.rint(np.concatenate(bdist) * mn).astype(np.int64)
+                del bq[:], bd[:], bdist[:]
+                nbig[0] = 0
+                merge(q, d, (mn - dist) // 2)
+
+        def flush_small():
+            if sq:
+                lcs = _rf_process.cpdist(sqs, sds, scorer=LCSseq.similarity, dtype=np.int64)
+                q = np.asarray(sq, dtype=np.int64)
+                d = np.asarray(sd, dtype=np.int64)
+                del sq[:], sd[:], sqs[:], sds[:]
+                merge(q, d, lcs)
+
+        def verify(qids, encs, docs):
+            """Queue every pair of queries ``qids`` x items (``encs``, ``docs``)."""
+            nd = len(docs)
+            if len(qids) * nd >= _BIG:
+                step = max(1, _CELLS // nd)  # bound the matrix size
+                for s0 in range(0, len(qids), step):
+                    part = qids[s0 : s0 + step]
+                    mat = cdist(
+                        [qenc[q] for q in part],
+                        encs,
+                        scorer=Indel.normalized_distance,
+                        score_cutoff=ncut,
+                        dtype=np.float64,
+                    )
+                    rows, cols = np.nonzero(mat < 1.0)
+                    if len(rows):
+                        bq.append(np.asarray(part, dtype=np.int64)[rows])
+                        bd.append(np.fromiter(map(docs.__getitem__, cols.tolist()), np.int64, len(cols)))
+                        bdist.append(mat[rows, cols])
+                        nbig[0] += len(rows)
+                if nbig[0] > _PENDING:
+                    flush_big()
+            else:
+                for q in qids:
+                    sq.extend(repeat(q, nd))
+                    sd.extend(docs)
+                    sqs.extend(repeat(qenc[q], nd))
+                    sds.extend(encs)
+                if len(sq) > _PENDING:
+                    flush_small()
+
         # block-internal pairs
         iq1: list = []
         iq2: list = []
@@ -484,29 +566,7 @@ class RougeIndex:
                             hi_n = nh
                 if ents and type(byn) is _Posting:
                     # short list: verify it whole
-                    nd = len(byn.docs)
-                    if len(ents) * nd >= _BIG:
-                        mat = cdist(
-                            [qenc[e[0]] for e in ents],
-                            byn.enc,
-                            scorer=Indel.normalized_distance,
-                            score_cutoff=ncut,
-                            dtype=np.float64,
-                        )
-                        rows, cols = np.nonzero(mat < 1.0)
-                        if len(rows):
-                            bq.append(np.fromiter((e[0] for e in ents), np.int64, len(ents))[rows])
-                            docs = byn.docs
-                            bd.append(np.fromiter(map(docs.__getitem__, cols.tolist()), np.int64, len(cols)))
-                            bdist.append(mat[rows, cols])
-                    else:
-                        docs, encs = byn.docs, byn.enc
-                        for e in ents:
-                            q = e[0]
-                            sq.extend(repeat(q, nd))
-                            sd.extend(docs)
-                            sqs.extend(repeat(qenc[q], nd))
-                            sds.extend(encs)
+                    verify([e[0] for e in ents], byn.enc, byn.docs)
                 elif ents:
                     if hi_n - lo_n + 1 < len(byn):
                         items = [(n, byn[n]) for n in range(lo_n, hi_n + 1) if n in byn]
@@ -523,29 +583,7 @@ class RougeIndex:
                                 sel = [e for e in sel if e[1] < n]
                             if not sel:
                                 break
-                            nd = len(p.docs)
-                            if len(sel) * nd >= _BIG:
-                                mat = cdist(
-                                    [qenc[e[0]] for e in sel],
-                                    p.enc,
-                                    scorer=Indel.normalized_distance,
-                                    score_cutoff=ncut,
-                                    dtype=np.float64,
-                                )
-                                rows, cols = np.nonzero(mat < 1.0)
-                                if len(rows):
-                                    bq.append(np.fromiter((e[0] for e in sel), np.int64, len(sel))[rows])
-                                    docs = p.docs
-                                    bd.append(np.fromiter(map(docs.__getitem__, cols.tolist()), np.int64, len(cols)))
-                                    bdist.append(mat[rows, cols])
-                            else:
-                                docs, encs = p.docs, p.enc
-                                for e in sel:
-                                    q = e[0]
-                                    sq.extend(repeat(q, nd))
-                                    sd.extend(docs)
-                                    sqs.extend(repeat(qenc[q], nd))
-                                    sds.extend(encs)
+                            verify([e[0] for e in sel], p.enc, p.docs)
             if inblock and b - a >= 2:
                 qs = gq[a:b]
                 k = b - a
@@ -580,45 +618,8 @@ class RougeIndex:
                         siq1.extend(repeat(qs[x], k - 1 - x))
                         siq2.extend(qs[x + 1 :])
 
-        best_f = np.zeros(nq, dtype=np.float64)
-        best_d = np.full(nq, -1, dtype=np.int64)
-        qlen_np = np.asarray(qlen, dtype=np.int64)
-        lens = self._lens
-        # ---- block vs index
-        qq, dd, ll = [], [], []
-        if bq:
-            q = np.concatenate(bq)
-            d = np.concatenate(bd)
-            m = qlen_np[q]
-            n = np.fromiter(map(lens.__getitem__, d.tolist()), np.int64, len(d))
-            # exact integer distance back from dist / (m + n) (error << 0.5)
-            dist = np.rint(np.concatenate(bdist) * (m + n)).astype(np.int64)
-            qq.append(q)
-            dd.append(d)
-            ll.append((m + n - dist) // 2)
-        if sq:
-            qq.append(np.asarray(sq, dtype=np.int64))
-            dd.append(np.asarray(sd, dtype=np.int64))
-            ll.append(_rf_process.cpdist(sqs, sds, scorer=LCSseq.similarity, dtype=np.int64))
-        if qq:
-            q = np.concatenate(qq)
-            d = np.concatenate(dd)
-            lcs = np.concatenate(ll)
-            m = qlen_np[q]
-            n = np.fromiter(map(lens.__getitem__, d.tolist()), np.int64, len(d))
-            keep = lcs >= _lmin_np(g, m, n)
-            q, d, m, n, lcs = q[keep], d[keep], m[keep], n[keep], lcs[keep]
-            f = _fmeasure_np(lcs, m, n)
-            keep = f > g
-            q, d, f = q[keep], d[keep], f[keep]
-            if len(q):
-                # best per query: highest score, ties -> earliest item
-                o = np.lexsort((d, -f, q))
-                q, d, f = q[o], d[o], f[o]
-                head = np.ones(len(q), dtype=bool)
-                np.not_equal(q[1:], q[:-1], out=head[1:])
-                best_f[q[head]] = f[head]
-                best_d[q[head]] = d[head]
+        flush_big()
+        flush_small()
         # ---- inside the block
         pairs: dict[int, list] = {}
         if inblock:
@@ -658,18 +659,20 @@ class RougeIndex:
                         lst.append((a, c))
         return best_f, best_d, pairs
 
-    def _match_one(self, p: _Prepared) -> Match:
-        if not p.prefix or not self._post:
-            return Match(False, None, 0.0)
-        pref = p.prefix
-        k = len(pref)
+    def _best(self, enc, m: int, prefix) -> tuple[float, int]:
+        """Best item scoring above g for one text: (score, item id), or (0.0, -1)."""
+        if not prefix or not self._post:
+            return 0.0, -1
         psize = self._psize
-        if sum([psize.get(r, 0) for r in pref]) >= len(self._keys):
+        if sum([psize.get(r, 0) for r in prefix]) >= len(self._keys):
             # the candidates would cover the pool (e.g. floor=0): compare with all items once
-            bf, bd = self._brute_one(p.enc, p.m)
-        else:
-            best_f, best_d, _ = self._search([p.enc], [p.m], pref, [0] * k, range(k), range(k), range(1, k + 1), False)
-            bf, bd = float(best_f[0]), int(best_d[0])
+            return self._brute_one(enc, m)
+        k = len(prefix)
+        best_f, best_d, _ = self._search([enc], [m], prefix, [0] * k, range(k), range(k), range(1, k + 1), False)
+        return float(best_f[0]), int(best_d[0])
+
+    def _match_one(self, p: _Prepared) -> Match:
+        bf, bd = self._best(p.enc, p.m, p.prefix)
         if bd < 0:
             return Match(False, None, 0.0)
         return Match(bf > self.threshold, self._keys[bd], bf)
@@ -826,6 +829,8 @@ def _batch_prepare(texts: Sequence[str], plen_np: Callable[[np.ndarray], np.ndar
 
 
 _BLOCK = 65536
+# dedup() decides text by text when min(floor, threshold) is below this
+_SEQUENTIAL_BELOW = 0.3
 
 
 def dedup(
@@ -863,8 +868,26 @@ def dedup(
     has_post = np.zeros(int(pref_rank.max()) + 1 if len(pref_rank) else 1, dtype=bool)
     for r in idx._post:
         has_post[r] = True
-    for b0 in range(npool, npool + n, _BLOCK):
-        b1 = min(b0 + _BLOCK, npool + n)
+    g = idx._g
+    if g < _SEQUENTIAL_BELOW:
+        # low floor: prefixes are (nearly) whole texts and blocks would hold too
+        # many pairs; decide text by text like the incremental API
+        for t in range(n):
+            x = npool + t
+            prefix = pref_rank[po[x] : po[x + 1]].tolist()
+            bf, bd = idx._best(enc[x], lens_l[x], prefix)
+            match = Match(False, None, 0.0) if bd < 0 else Match(bf > thr, keys[bd], bf)
+            out.append(match)
+            if not match.duplicate:
+                idx._append_item(str(t), texts[t], enc[x], lens_l[x], prefix)
+            if progress is not None and ((t + 1) % 4096 == 0 or t + 1 == n):
+                progress(t + 1)
+        return out
+    # pairs inside a block are all kept while the block is decided; with a lower
+    # floor there are more of them, so blocks get smaller
+    block = min(_BLOCK, 1 << 16 if g >= 0.6 else 1 << 14 if g >= 0.45 else 1 << 12)
+    for b0 in range(npool, npool + n, block):
+        b1 = min(b0 + block, npool + n)
         # postings of the previous block's kept texts (deferred: the last block
         # needs none, its texts are compared in-block)
         for args in pending:
