@@ -173,10 +173,17 @@ def test_evaluate_transformers(base_model, full_run, data_dir, tmp_path):
 @pytest.mark.integration
 def test_evaluate_vllm(base_model, full_run, data_dir, tmp_path):
     """vLLM loads the saved folder; one engine start per model."""
+    import os
+    import subprocess
+    import sys
+
     out = tmp_path / "eval.jsonl"
-    res = _invoke(["evaluate", "--base", base_model, "--tuned", full_run, "--data", data_dir, "-o", out,
-                   "--engine", "vllm", "--max-new-tokens", 12, "--no-loss", "-q"])
-    assert res.exit_code == 0, res.output
+    # a real process, as a user runs it: vLLM's engine processes must not inherit click's test stdio
+    cli = os.path.join(os.path.dirname(sys.executable), "selfinstruct")
+    res = subprocess.run([cli, "evaluate", "--base", str(base_model), "--tuned", str(full_run), "--data",
+                          str(data_dir), "-o", str(out), "--engine", "vllm", "--max-new-tokens", "12",
+                          "--no-loss", "-q"], capture_output=True, text=True, timeout=1200)
+    assert res.returncode == 0, res.stderr[-3000:]
     s = json.loads(out.with_name("eval.summary.json").read_text())
     assert s["base"]["engine"] == s["tuned"]["engine"] == "vllm"
     assert s["tuned"]["rouge_l"] > s["base"]["rouge_l"]
