@@ -13,8 +13,7 @@ def _clean(text: str) -> str:
     return text.strip("\"' ").strip() if text.count('"') == 2 and text.startswith('"') and text.endswith('"') else text
 
 
-def parse_instructions(text: str, first_number: int | None = None, truncated: bool = False,
-                       completion: bool = True) -> list[str]:
+def parse_instructions(text: str, truncated: bool = False, completion: bool = True) -> list[str]:
     """Split a continuation of a numbered task list into instructions.
 
     In completion format the text continues right after "Task N:", so everything up to the next
@@ -36,13 +35,10 @@ def parse_instructions(text: str, first_number: int | None = None, truncated: bo
     for i in range(1, len(parts) - 1, 2):
         pieces.append(parts[i + 1])
     out = []
-    for k, p in enumerate(pieces):
-        p = p.split("\n\n")[0]  # a blank line ends the item (the model moved on to something else)
-        p = _clean(p)
+    for p in pieces:
+        p = _clean(p.split("\n\n")[0])  # a blank line ends the item (the model moved on to something else)
         if p:
             out.append(p)
-        elif k == len(pieces) - 1:
-            continue
     if truncated and out and not _ends_cleanly(text):
         out.pop()
     return out

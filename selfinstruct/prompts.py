@@ -20,10 +20,6 @@ def bootstrap_prompt(demos: list[str], fmt: str = "completion"):
     return BOOTSTRAP_HEADER + body + nxt
 
 
-def bootstrap_first_number(demos: list[str]) -> int:
-    return len(demos) + 1
-
-
 CLASSIFY_HEADER = "Can the following task be regarded as a classification task with finite output labels?\n\n"
 
 
