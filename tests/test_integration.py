@@ -42,23 +42,38 @@ def engine():
 
 
 class CrashAfter:
-    """Fault injection around the real engine: the n-th generate call dies (like a kill mid-run)."""
+    """Fault injection around the real engine: dies (like a kill mid-run) at the first poll after
+    `stage` has committed `parts` shards. Hands back one completion per poll, oldest request first,
+    so that the stage polls once per result and the crash point is exact."""
 
-    def __init__(self, inner, n):
-        self.inner, self.n, self.calls = inner, n, 0
+    def __init__(self, inner, run, stage, parts):
+        self.inner, self.run, self.stage, self.parts = inner, run, stage, parts
         self.model, self.kind = inner.model, inner.kind
+        self.order, self.finished = [], {}
 
-    def submit(self, requests):
-        return self.inner.submit(requests)
+    def start(self, request):
+        h = self.inner.start(request)
+        self.order.append(h)
+        return h
 
-    def wait(self, ticket):
-        self.calls += 1
-        if self.calls >= self.n:
+    def poll(self):
+        if len(list((self.run / self.stage).glob("part-*.jsonl"))) >= self.parts:
             raise KeyboardInterrupt("simulated crash")
-        return self.inner.wait(ticket)
+        if not self.order:
+            return []
+        h = self.order.pop(0)
+        while h not in self.finished:
+            out = self.inner.poll()
+            assert out, "engine lost a request"
+            self.finished.update(out)
+        return [(h, self.finished.pop(h))]
 
-    def cancel(self, ticket):
-        self.inner.cancel(ticket)
+    def abort(self, handles):
+        self.order = [h for h in self.order if h not in set(handles)]
+        self.inner.abort(handles)
+
+    def capacity(self, request):
+        return self.inner.capacity(request)
 
     def close(self):
         pass
@@ -120,11 +135,11 @@ def test_full_chain_resume_and_determinism(engine, tmp_path):
     # with the same records as the uninterrupted run (per-request seeds derive from seed + record id)
     b = tmp_path / "b"
     with pytest.raises(KeyboardInterrupt):
-        run_pipeline(cfg, b, quiet=True, backend=CrashAfter(engine, 2))
+        run_pipeline(cfg, b, quiet=True, backend=CrashAfter(engine, b, "bootstrap", 1))
     partial = stage_rows(b, "bootstrap")
     assert 0 < len(partial) < 8 and partial == boot[: len(partial)]
     with pytest.raises(KeyboardInterrupt):
-        run_pipeline(cfg, b, quiet=True, backend=CrashAfter(engine, 4))
+        run_pipeline(cfg, b, quiet=True, backend=CrashAfter(engine, b, "instances", 1))
     run_pipeline(cfg, b, quiet=True, backend=engine)
     for stage in ("bootstrap", "classify", "instances", "filter"):
         assert stage_rows(b, stage) == stage_rows(a, stage), stage

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Hashable
 
 
 @dataclass
@@ -33,25 +33,64 @@ class Completion:
 
 
 class Backend:
-    """Generates completions for a batch of requests, in order.
+    """Generates completions. Three primitives, which the stages drive through `scheduler.Window`:
 
-    `submit` queues a batch and returns at once; `wait` returns its completions (in order). Stages
-    submit the next batch before waiting for the current one, so the engine always has work queued
-    while a finished batch is parsed, filtered and committed. The default runs a batch on `wait`."""
+    - `start(request)` queues one request and returns a handle at once;
+    - `poll()` blocks until at least one started request has finished and returns every finished
+      `(handle, Completion)` not returned before, in any order ([] when nothing is in flight);
+    - `abort(handles)` drops requests that are no longer wanted.
+
+    `capacity(request)` says about how many such requests the backend runs at once, so that callers
+    keep that many in flight. `submit`/`wait`/`cancel`/`generate` are batch conveniences on top."""
     model: str = ""
     kind: str = ""
 
-    def generate(self, requests: list[Request], progress=None) -> list[Completion]:
+    def start(self, request: Request) -> Hashable:
         raise NotImplementedError
 
-    def submit(self, requests: list[Request]) -> Any:
-        return list(requests)
+    def poll(self) -> list[tuple[Hashable, Completion]]:
+        raise NotImplementedError
 
-    def wait(self, ticket: Any) -> list[Completion]:
-        return self.generate(ticket)
+    def abort(self, handles: list[Hashable]) -> None:
+        raise NotImplementedError
 
-    def cancel(self, ticket: Any) -> None:
-        pass
+    def capacity(self, request: Request) -> int:
+        return 32
+
+    # batch conveniences -------------------------------------------------------------------------
+    def _finished(self) -> dict[Hashable, Completion]:
+        if "_done" not in self.__dict__:
+            self._done = {}
+        return self._done
+
+    def submit(self, requests: list[Request]) -> list[Hashable]:
+        return [self.start(r) for r in requests]
+
+    def wait(self, ticket: list[Hashable]) -> list[Completion]:
+        done = self._finished()
+        pending = {h for h in ticket if h not in done}
+        while pending:
+            out = self.poll()
+            if not out:
+                raise RuntimeError(f"{self.kind} backend lost {len(pending)} request(s)")
+            for h, c in out:
+                done[h] = c
+                pending.discard(h)
+        return [done.pop(h) for h in ticket]
+
+    def cancel(self, ticket: list[Hashable]) -> None:
+        done = self._finished()
+        live = [h for h in ticket if h not in done]
+        if live:
+            self.abort(live)
+        for h in ticket:
+            done.pop(h, None)
+
+    def generate(self, requests: list[Request], progress=None) -> list[Completion]:
+        result = self.wait(self.submit(requests)) if requests else []
+        if progress:
+            progress(len(result))
+        return result
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.kind, "model": self.model}

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import queue
 import random
 import threading
+from typing import Any
 
 from .base import Backend, Completion, Request
 
@@ -29,6 +31,10 @@ class OpenAIBackend(Backend):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client = None
         self._sem: asyncio.Semaphore | None = None
+        self._model_task = None
+        self._ids = itertools.count()
+        self._live: dict[int, Any] = {}
+        self._results: queue.SimpleQueue = queue.SimpleQueue()
 
     def describe(self):
         return {"backend": self.kind, "model": self.model, "base_urls": self.base_urls}
@@ -94,24 +100,16 @@ class OpenAIBackend(Backend):
                 await asyncio.sleep(min(delay, 30.0))
         return Completion(text="", error=f"failed after {self.opts.max_retries + 1} attempts: {last_err}")
 
-    async def _run(self, requests: list[Request], progress) -> list[Completion]:
+    async def _call(self, req: Request) -> Completion:
         import httpx
 
-        if self._client is None:  # one client and one window of in-flight requests for all batches
+        if self._client is None:  # one client and one window of in-flight requests for all requests
             self._sem = asyncio.Semaphore(self.opts.max_concurrency)
             self._client = httpx.AsyncClient(timeout=self.opts.timeout_s,
                                              limits=httpx.Limits(max_connections=self.opts.max_concurrency))
-        model = await self._served_name(self._client)
-        tasks = [asyncio.ensure_future(self._one(self._client, self._sem, r, model)) for r in requests]
-        if progress:
-            for t in tasks:
-                t.add_done_callback(lambda _: progress(1))
-        try:
-            return list(await asyncio.gather(*tasks))
-        except asyncio.CancelledError:
-            for t in tasks:
-                t.cancel()
-            raise
+            self._model_task = asyncio.ensure_future(self._served_name(self._client))
+        model = await asyncio.shield(self._model_task)
+        return await self._one(self._client, self._sem, req, model)
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -119,21 +117,46 @@ class OpenAIBackend(Backend):
             threading.Thread(target=self._loop.run_forever, name="selfinstruct-openai", daemon=True).start()
         return self._loop
 
-    def submit(self, requests: list[Request]):
-        return asyncio.run_coroutine_threadsafe(self._run(list(requests), None), self._event_loop())
+    # Each request is a task on a background event loop; finished ones land in a queue that `poll` drains.
+    def start(self, request: Request) -> int:
+        h = next(self._ids)
+        fut = asyncio.run_coroutine_threadsafe(self._call(request), self._event_loop())
+        self._live[h] = fut
 
-    def wait(self, ticket) -> list[Completion]:
-        return ticket.result()
+        def done(f, h=h):
+            if not f.cancelled():
+                try:
+                    c = f.result()
+                except Exception as e:  # a bug, not a server error: report it on the record
+                    c = Completion(text="", error=f"{type(e).__name__}: {e}"[:300])
+                self._results.put((h, c))
 
-    def cancel(self, ticket) -> None:
-        ticket.cancel()
+        fut.add_done_callback(done)
+        return h
 
-    def generate(self, requests: list[Request], progress=None) -> list[Completion]:
-        if not requests:
-            return []
-        return asyncio.run_coroutine_threadsafe(self._run(list(requests), progress), self._event_loop()).result()
+    def poll(self) -> list[tuple[int, Completion]]:
+        out = []
+        while not out and self._live:
+            h, c = self._results.get()
+            if self._live.pop(h, None) is not None:
+                out.append((h, c))
+            while not self._results.empty():
+                h, c = self._results.get_nowait()
+                if self._live.pop(h, None) is not None:
+                    out.append((h, c))
+        return out
+
+    def abort(self, handles) -> None:
+        for h in handles:
+            fut = self._live.pop(h, None)
+            if fut is not None:
+                fut.cancel()
+
+    def capacity(self, request: Request) -> int:
+        return self.opts.max_concurrency
 
     def close(self) -> None:
+        self.abort(list(self._live))
         if self._loop is not None:
             if self._client is not None:
                 asyncio.run_coroutine_threadsafe(self._client.aclose(), self._loop).result(timeout=10)

@@ -70,58 +70,53 @@ class VllmBackend(Backend):
         self.llm = LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self._next_id = 0
-        self._done: dict[str, Completion] = {}
 
     def _text(self, prompt) -> str:
         if isinstance(prompt, str):
             return prompt
         return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
 
-    # Requests go straight into the engine's queue (LLMEngine.add_request) and `wait` steps the engine
-    # until the batch it waits for is done, while any batch submitted later keeps being scheduled.
-    def submit(self, requests: list[Request]) -> list[str]:
+    # Requests go straight into the engine's queue (LLMEngine.add_request); `poll` steps the engine,
+    # which keeps scheduling everything queued while the caller parses, filters and commits.
+    def start(self, request: Request) -> str:
         from vllm import SamplingParams
 
-        engine = self.llm.llm_engine
-        ids = []
-        for r in requests:
-            params = SamplingParams(max_tokens=r.max_tokens, temperature=r.temperature, top_p=r.top_p,
-                                    stop=r.stop or None, seed=r.seed, frequency_penalty=r.frequency_penalty,
-                                    presence_penalty=r.presence_penalty)
-            self._next_id += 1
-            rid = f"si-{self._next_id}"  # outputs (and abort) use this external id, not the returned internal one
-            engine.add_request(rid, {"prompt": self._text(r.prompt)}, params)
-            ids.append(rid)
-        return ids
+        r = request
+        params = SamplingParams(max_tokens=r.max_tokens, temperature=r.temperature, top_p=r.top_p,
+                                stop=r.stop or None, seed=r.seed, frequency_penalty=r.frequency_penalty,
+                                presence_penalty=r.presence_penalty)
+        self._next_id += 1
+        rid = f"si-{self._next_id}"  # outputs (and abort) use this external id, not the returned internal one
+        self.llm.llm_engine.add_request(rid, {"prompt": self._text(r.prompt)}, params)
+        return rid
 
-    def wait(self, ticket: list[str]) -> list[Completion]:
+    def poll(self) -> list[tuple[str, Completion]]:
         engine = self.llm.llm_engine
-        pending = {i for i in ticket if i not in self._done}
-        while pending:
-            if not engine.has_unfinished_requests():
-                raise RuntimeError(f"vLLM engine lost {len(pending)} request(s)")
+        out: list[tuple[str, Completion]] = []
+        while not out and engine.has_unfinished_requests():
             for o in engine.step():
-                if not o.finished:
-                    continue
-                c = o.outputs[0]
-                self._done[o.request_id] = Completion(
-                    text=c.text, finish_reason=c.finish_reason, prompt_tokens=len(o.prompt_token_ids or []),
-                    completion_tokens=len(c.token_ids))
-                pending.discard(o.request_id)
-        return [self._done.pop(i) for i in ticket]
+                if o.finished:
+                    c = o.outputs[0]
+                    out.append((o.request_id, Completion(
+                        text=c.text, finish_reason=c.finish_reason, prompt_tokens=len(o.prompt_token_ids or []),
+                        completion_tokens=len(c.token_ids))))
+        return out
 
-    def cancel(self, ticket: list[str]) -> None:
-        live = [i for i in ticket if i not in self._done]
-        if live:
-            self.llm.llm_engine.abort_request(live)
-        for i in ticket:
-            self._done.pop(i, None)
+    def abort(self, handles: list[str]) -> None:
+        if handles:
+            self.llm.llm_engine.abort_request(list(handles))
 
-    def generate(self, requests: list[Request], progress=None) -> list[Completion]:
-        result = self.wait(self.submit(requests)) if requests else []
-        if progress:
-            progress(len(result))
-        return result
+    def capacity(self, request: Request) -> int:
+        """Requests like this one that the engine runs at once: its sequence limit, or what fits in the
+        KV cache at the prompt's length plus half the completion budget (most stop well before it)."""
+        cfg = self.llm.llm_engine.vllm_config
+        seqs = cfg.scheduler_config.max_num_seqs
+        blocks = cfg.cache_config.num_gpu_blocks or 0
+        if not blocks:
+            return seqs
+        prompt = len(self.tokenizer.encode(self._text(request.prompt)))
+        per_request = prompt + max(1, request.max_tokens // 2)
+        return max(1, min(seqs, blocks * cfg.cache_config.block_size // per_request))
 
     def close(self) -> None:
         llm = getattr(self, "llm", None)

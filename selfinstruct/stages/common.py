@@ -1,17 +1,18 @@
 """The loops shared by the stages.
 
 `run_rounds` serves the two instruction generators (bootstrap, alpaca): each round samples
-demonstrations, sends a batch of requests, parses and filters the answers against a ROUGE-L index over
-seeds + kept instructions, and commits one shard. `run_batches` serves the stages that process a fixed
-input list (classify, instances, filter). Both keep the next batch queued in the engine while the
-current one finishes and is filtered and committed, so the engine is never idle between rounds.
-To stay deterministic (and so resumable to the same dataset) with `overlap_depth` rounds in flight,
-round r's machine-generated demonstrations come from rounds <= r - overlap_depth, whatever was in
-flight when it was submitted."""
+demonstrations and sends `requests_per_round` requests; every answer is parsed and filtered against a
+ROUGE-L index over seeds + kept instructions, and each round is committed as one shard. `run_batches`
+serves the stages that process a fixed input list (classify, instances, filter), one shard per batch.
+
+Both hand their requests to a `scheduler.Window`, which keeps the engine's batch full across round and
+batch boundaries and returns results in submission order. To stay deterministic (and so resumable to
+the same dataset) while later rounds are in flight, round r's machine-generated demonstrations come
+from rounds <= r - overlap_depth, whatever was running when it was built."""
 from __future__ import annotations
 
 import random
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import asdict
 from typing import Any, Callable
 
@@ -19,7 +20,10 @@ from ..backends import Request
 from ..context import Context, derive_seed
 from ..filters import instruction_reject_reason
 from ..rouge import RougeIndex
+from ..scheduler import Window
 
+PRIOR_YIELD, PRIOR_WEIGHT = 2.0, 8  # kept instructions per request assumed before any is measured
+GATE_MARGIN = 1.1
 
 def build_index(ctx: Context, store, st) -> tuple[RougeIndex, list[dict[str, Any]]]:
     index = RougeIndex(threshold=st.filters.rouge_threshold, floor=st.nearest_floor)
@@ -47,83 +51,119 @@ def run_rounds(ctx: Context, store, stage: str, st,
     index, kept = build_index(ctx, store, st)
     target = st.num_instructions
     sampling = asdict(st.sampling)
-    depth = st.overlap_depth
+    depth, per_round = st.overlap_depth, st.requests_per_round
+    committed = next_round = len(store.parts)
+    processed = store.counts.get("requests", 0)
+    rejected = sum(v for k, v in store.counts.items() if k.startswith("reject:"))
+    new_kept: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    counts: Counter = Counter()
 
-    def submit(r: int):
+    # Near the end a request is started only while what is outstanding is not expected to reach the
+    # target (with a margin), so that little work is wasted when it is reached. A finished answer
+    # waiting for its turn is counted by what it parses to and passes the order-free filters (times
+    # the share that passes ROUGE-L so far); one still running by the yield per request so far,
+    # starting from a prior (a first burst of a whole window would be mostly wasted on a small run).
+    pre = {"yield": 0.0, "passed": 0, "by_req": {}, "kept_before": len(kept)}
+
+    def candidates(c, meta) -> int:
+        if c.error:
+            return 0
+        return sum(1 for item, _ in parse(c.text, c.finish_reason == "length", meta)
+                   if item is not None and instruction_reject_reason(item["instruction"], st.filters) is None)
+
+    def on_finish(g, j, c) -> None:
+        n = candidates(c, g.meta[j])
+        pre["by_req"][(g.key, j)] = n
+        pre["yield"] += n
+
+    def gate(w: Window) -> bool:
+        n = len(kept) + len(new_kept)
+        rate = (n + PRIOR_YIELD * PRIOR_WEIGHT) / (processed + PRIOR_WEIGHT)
+        rouge_keep = (n - pre["kept_before"] + PRIOR_WEIGHT) / (pre["passed"] + PRIOR_WEIGHT)
+        expected = pre["yield"] * rouge_keep + (w.outstanding - w.finished) * rate
+        return expected < GATE_MARGIN * (target - n)
+
+    def open_round(r: int) -> None:
         rng = random.Random(derive_seed(ctx.cfg.seed, stage, "round", r))
         visible = [k for k in kept if k["round"] <= r - depth]
         reqs, metas = [], []
-        for j in range(st.requests_per_round):
+        for j in range(per_round):
             prompt, meta = make_prompt(rng, visible)
             rseed = derive_seed(ctx.cfg.seed, stage, r, j)
             reqs.append(Request.from_sampling(prompt, st.sampling, seed=rseed))
             metas.append(dict(meta, request_seed=rseed))
-        return r, metas, ctx.backend.submit(reqs)
+        first = not window.limit
+        window.add(r, reqs, metas)
+        if first and depth * per_round < window.capacity // 2:
+            ctx.log(f"{stage}: the engine runs ~{window.capacity} such requests at once, but at most "
+                    f"overlap_depth x requests_per_round = {depth * per_round} can be in flight; "
+                    "raise requests_per_round for throughput")
 
+    def process(round_no: int, j: int, c, meta) -> None:
+        base_id = f"{stage[0]}{round_no:05d}-{j:03d}"
+        if c.error:
+            rejects.append({"id": base_id, "reason": "request_failed", "error": c.error, "raw": c.text,
+                            "round": round_no})
+            counts["reject:request_failed"] += 1
+            return
+        items = parse(c.text, c.finish_reason == "length", meta)
+        if not items:
+            rejects.append({"id": base_id, "reason": "unparseable", "raw": c.text, "round": round_no})
+            counts["reject:unparseable"] += 1
+        for k, (item, reason) in enumerate(items):
+            if len(kept) + len(new_kept) >= target:
+                break
+            rid = f"{base_id}-{k:02d}"
+            if item is None:
+                rejects.append({"id": rid, "reason": reason, "raw": c.text, "round": round_no})
+                counts[f"reject:{reason}"] += 1
+                continue
+            rec = {"id": rid, **item, "round": round_no, "model": ctx.model_name, "sampling": sampling, **meta}
+            reason = instruction_reject_reason(item["instruction"], st.filters)
+            if reason is None:
+                m = index.check_add(item["instruction"], rid)
+                rec["nearest"] = {"id": m.nearest or "", "score": m.score}
+                if m.duplicate:
+                    reason = "rouge_similar"
+            if reason is None:
+                new_kept.append(rec)
+            else:
+                rec["reason"] = reason
+                rejects.append(rec)
+                counts[f"reject:{reason}"] += 1
+
+    window = Window(ctx.backend, gate=gate, on_finish=on_finish)
     bar = ctx.progress(target, stage, initial=min(len(kept), target))
-    rejected = sum(v for k, v in store.counts.items() if k.startswith("reject:"))
     bar.set_postfix(accepted=len(kept), rejected=rejected)
-    inflight: deque = deque()
-    next_round = len(store.parts)
-    requests_done = store.counts.get("requests", 0)
     try:
         while len(kept) < target:
-            # submit look-ahead rounds only while the ones in flight are not expected to reach the target
-            # (yield so far, with a margin), so that little finished work is cancelled at the end
-            rate = len(kept) / requests_done if requests_done and kept else 1.0
-            while (len(inflight) < depth and next_round < st.max_rounds
-                   and (not inflight or len(inflight) * st.requests_per_round * rate < 1.5 * (target - len(kept)))):
-                inflight.append(submit(next_round))
+            # round r is built once rounds <= r - depth are committed
+            while next_round < st.max_rounds and next_round < committed + depth:
+                open_round(next_round)
                 next_round += 1
-            if not inflight:
+            item = window.next()
+            if item is None:
                 break
-            round_no, metas, ticket = inflight.popleft()
-            comps = ctx.backend.wait(ticket)
-            requests_done += len(comps)
-            new_kept, rejects, counts = [], [], Counter()
-            _tally(counts, comps)
-            for j, (c, meta) in enumerate(zip(comps, metas)):
-                base_id = f"{stage[0]}{round_no:05d}-{j:03d}"
-                if c.error:
-                    rejects.append({"id": base_id, "reason": "request_failed", "error": c.error, "raw": c.text,
-                                    "round": round_no})
-                    counts["reject:request_failed"] += 1
-                    continue
-                items = parse(c.text, c.finish_reason == "length", meta)
-                if not items:
-                    rejects.append({"id": base_id, "reason": "unparseable", "raw": c.text, "round": round_no})
-                    counts["reject:unparseable"] += 1
-                for k, (item, reason) in enumerate(items):
-                    if len(kept) + len(new_kept) >= target:
-                        break
-                    rid = f"{base_id}-{k:02d}"
-                    if item is None:
-                        rejects.append({"id": rid, "reason": reason, "raw": c.text, "round": round_no})
-                        counts[f"reject:{reason}"] += 1
-                        continue
-                    rec = {"id": rid, **item, "round": round_no, "model": ctx.model_name,
-                           "sampling": sampling, **meta}
-                    reason = instruction_reject_reason(item["instruction"], st.filters)
-                    if reason is None:
-                        m = index.check_add(item["instruction"], rid)
-                        rec["nearest"] = {"id": m.nearest or "", "score": m.score}
-                        if m.duplicate:
-                            reason = "rouge_similar"
-                    if reason is None:
-                        new_kept.append(rec)
-                    else:
-                        rec["reason"] = reason
-                        rejects.append(rec)
-                        counts[f"reject:{reason}"] += 1
-            counts["kept"] = len(new_kept)
-            store.commit(new_kept, rejects, counts=dict(counts))
-            kept.extend(new_kept)
-            rejected += len(rejects)
-            bar.update(min(len(new_kept), target - bar.n))
-            bar.set_postfix(accepted=len(kept), rejected=rejected)
+            g, j, c = item
+            processed += 1
+            got = pre["by_req"].pop((g.key, j), 0)
+            pre["yield"] -= got
+            pre["passed"] += got
+            _tally(counts, [c])
+            before = len(new_kept), len(rejects)
+            process(g.key, j, c, g.meta[j])
+            bar.update(min(len(new_kept) - before[0], target - bar.n))
+            rejected += len(rejects) - before[1]
+            bar.set_postfix(accepted=len(kept) + len(new_kept), rejected=rejected)
+            if j == len(g.requests) - 1 or len(kept) + len(new_kept) >= target:
+                counts["kept"] = len(new_kept)
+                store.commit(new_kept, rejects, counts=dict(counts))
+                kept.extend(new_kept)
+                committed += 1
+                new_kept, rejects, counts = [], [], Counter()
     finally:
-        for _, _, ticket in inflight:  # look-ahead rounds not needed (target reached) or interrupted
-            ctx.backend.cancel(ticket)
+        window.close()  # look-ahead requests not needed (target reached) or interrupted
         bar.close()
     if len(kept) < target:
         ctx.log(f"{stage}: stopped after max_rounds={st.max_rounds} with {len(kept)}/{target} instructions")
@@ -134,26 +174,27 @@ def run_batches(ctx: Context, store, stage: str, inputs: list[dict[str, Any]], b
                 process: Callable[[list[dict[str, Any]], list], tuple[list[dict], list[dict], Counter]],
                 make_requests: Callable[[list[dict[str, Any]]], list[Request]] | None = None) -> None:
     """Process a fixed input list in batches, one shard per batch; resume skips committed batches.
-    With `make_requests`, batch k+1 is queued in the engine before batch k is processed."""
+    With `make_requests`, the requests of later batches keep the engine busy while a batch is processed."""
     done = store.state.get("inputs_done", 0)
     bar = ctx.progress(len(inputs), stage, initial=done)
     kept_n = store.counts.get("kept", 0)
     rej_n = sum(v for k, v in store.counts.items() if k.startswith("reject:"))
     bar.set_postfix(kept=kept_n, rejected=rej_n)
-    inflight: deque = deque()
+    window = Window(ctx.backend)
     queued = done
     try:
         while done < len(inputs):
-            while queued < len(inputs) and len(inflight) < 2:
-                batch = inputs[queued: queued + batch_size]
-                ticket = ctx.backend.submit(make_requests(batch)) if make_requests else None
-                inflight.append((batch, ticket))
-                queued += len(batch)
-            batch, ticket = inflight.popleft()
-            comps = ctx.backend.wait(ticket) if make_requests else []
+            if make_requests is None:
+                batch, comps = inputs[done: done + batch_size], []
+            else:
+                while queued < len(inputs) and window.queued < max(window.limit, batch_size):
+                    batch = inputs[queued: queued + batch_size]
+                    window.add(batch, make_requests(batch))
+                    queued += len(batch)
+                g, comps = window.next_group()
+                batch = g.key
             counts = Counter()
-            if make_requests:
-                _tally(counts, comps)
+            _tally(counts, comps)
             rows, rejects, more = process(batch, comps)
             counts.update(more)
             counts["kept"] += len(rows)
@@ -164,8 +205,6 @@ def run_batches(ctx: Context, store, stage: str, inputs: list[dict[str, Any]], b
             bar.update(len(batch))
             bar.set_postfix(kept=kept_n, rejected=rej_n)
     finally:
-        for _, ticket in inflight:
-            if ticket is not None:
-                ctx.backend.cancel(ticket)
+        window.close()
         bar.close()
     store.finish()
