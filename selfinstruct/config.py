@@ -67,7 +67,7 @@ class BootstrapConfig:
     requests_per_round: int = 16
     max_rounds: int = 200
     nearest_floor: float = 0.0  # nearest-instruction provenance is exact whenever its score > this
-    overlap_depth: int = 8  # look-ahead: round r is built (its machine demos picked) once rounds <= r - depth are done
+    overlap_depth: int = 16  # look-ahead: round r is built (its machine demos picked) once rounds <= r - depth are done
     sampling: Sampling = field(default_factory=lambda: Sampling(temperature=1.0, top_p=1.0, max_tokens=256))
     filters: InstructionFilters = field(default_factory=InstructionFilters)
 
@@ -96,7 +96,7 @@ class AlpacaConfig:
     requests_per_round: int = 16
     max_rounds: int = 200
     nearest_floor: float = 0.0
-    overlap_depth: int = 8
+    overlap_depth: int = 16
     prompt_format: str = "completion"
     sampling: Sampling = field(default_factory=lambda: Sampling(temperature=1.0, top_p=1.0, max_tokens=1024))
     filters: InstructionFilters = field(default_factory=InstructionFilters)

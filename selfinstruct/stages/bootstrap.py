@@ -15,7 +15,8 @@ def run(ctx: Context, store, _inputs=None) -> None:
         seeds = rng.sample(ctx.seeds, min(st.num_seed_demos, len(ctx.seeds)))
         machine = rng.sample(kept, min(st.num_machine_demos, len(kept)))
         if len(machine) < st.num_machine_demos:  # early rounds: fill up with seed tasks
-            rest = [s for s in ctx.seeds if s not in seeds]
+            shown = {s.id for s in seeds}
+            rest = [s for s in ctx.seeds if s.id not in shown]
             seeds += rng.sample(rest, min(st.num_machine_demos - len(machine), len(rest)))
         demos = [(s.instruction, "seed", s.id) for s in seeds] + [(m["instruction"], "machine", m["id"]) for m in machine]
         rng.shuffle(demos)

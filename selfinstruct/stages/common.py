@@ -23,7 +23,7 @@ from ..rouge import RougeIndex
 from ..scheduler import Window
 
 PRIOR_YIELD, PRIOR_WEIGHT = 2.0, 8  # kept instructions per request assumed before any is measured
-GATE_MARGIN = 1.1
+GATE_MARGIN = 1.0
 
 def build_index(ctx: Context, store, st) -> tuple[RougeIndex, list[dict[str, Any]]]:
     index = RougeIndex(threshold=st.filters.rouge_threshold, floor=st.nearest_floor)
