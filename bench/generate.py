@@ -1,7 +1,7 @@
 """Generation throughput: the pipeline's bootstrap stage end to end vs raw vLLM on the exact same
 prompts, and HF transformers `generate` on those prompts, all in one run on one machine.
 
-    python bench/generate.py [--num-instructions 64] [--requests-per-round 16] [--hf-prompts 16]
+    python bench/generate.py [--num-instructions 256] [--requests-per-round 16] [--hf-prompts 8]
                              [--skip-one-round]
 
 Prints tokens/s and ratios. "raw vLLM" sends every prompt the pipeline sent in one `LLM.generate`
@@ -103,9 +103,9 @@ def hf_generate(model_path, requests, batch_size=8):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=str(ROOT / "pipelines" / "default.yaml"))
-    ap.add_argument("--num-instructions", type=int, default=64)
+    ap.add_argument("--num-instructions", type=int, default=256)
     ap.add_argument("--requests-per-round", type=int, default=16)
-    ap.add_argument("--hf-prompts", type=int, default=16, help="prompts for the transformers baseline (0: skip)")
+    ap.add_argument("--hf-prompts", type=int, default=8, help="prompts for the transformers baseline (0: skip)")
     ap.add_argument("--skip-one-round", action="store_true", help="skip the look-ahead-1 pipeline run (long runs)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
