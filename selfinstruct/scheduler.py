@@ -43,8 +43,6 @@ class Window:
         self._live: dict[Hashable, tuple[Group, int]] = {}  # started, not finished
         self._cursor = 0  # next request of groups[0] to hand back
         self.outstanding = 0  # started requests not handed back yet (finished or not)
-        self.finished = 0  # of those, finished
-        self.handed_back = 0
 
     def add(self, key: Any, requests: list[Request], meta: Any = None) -> Group:
         g = Group(key, list(requests), meta)
@@ -62,6 +60,7 @@ class Window:
 
     @property
     def in_flight(self) -> int:
+        """Requests started and not finished."""
         return len(self._live)
 
     def fill(self) -> None:
@@ -81,7 +80,6 @@ class Window:
             if where is not None:  # else: aborted earlier
                 g, i = where
                 g.results[i] = c
-                self.finished += 1
                 if self.on_finish is not None:
                     self.on_finish(g, i, c)
 
@@ -102,8 +100,6 @@ class Window:
         c = g.results[i]
         self._cursor += 1
         self.outstanding -= 1
-        self.finished -= 1
-        self.handed_back += 1
         if self._cursor == len(g.requests):
             self.groups.popleft()
             self._cursor = 0
@@ -127,7 +123,7 @@ class Window:
             self.backend.abort(list(self._live))
         self._live.clear()
         self._queue.clear()
-        self.outstanding = self.finished = 0
+        self.outstanding = 0
         self.groups.clear()
         self._cursor = 0
 

@@ -137,13 +137,10 @@ class OpenAIBackend(Backend):
     def poll(self) -> list[tuple[int, Completion]]:
         out = []
         while not out and self._live:
-            h, c = self._results.get()
-            if self._live.pop(h, None) is not None:
-                out.append((h, c))
+            got = [self._results.get()]
             while not self._results.empty():
-                h, c = self._results.get_nowait()
-                if self._live.pop(h, None) is not None:
-                    out.append((h, c))
+                got.append(self._results.get_nowait())
+            out = [(h, c) for h, c in got if self._live.pop(h, None) is not None]  # else: aborted
         return out
 
     def abort(self, handles) -> None:

@@ -23,7 +23,7 @@ from ..rouge import RougeIndex
 from ..scheduler import Window
 
 PRIOR_YIELD, PRIOR_WEIGHT = 2.0, 8  # kept instructions per request assumed before any is measured
-GATE_MARGIN = 1.0
+
 
 def build_index(ctx: Context, store, st) -> tuple[RougeIndex, list[dict[str, Any]]]:
     index = RougeIndex(threshold=st.filters.rouge_threshold, floor=st.nearest_floor)
@@ -52,37 +52,40 @@ def run_rounds(ctx: Context, store, stage: str, st,
     target = st.num_instructions
     sampling = asdict(st.sampling)
     depth, per_round = st.overlap_depth, st.requests_per_round
-    committed = next_round = len(store.parts)
+    next_round = len(store.parts)
     processed = store.counts.get("requests", 0)
     rejected = sum(v for k, v in store.counts.items() if k.startswith("reject:"))
     new_kept: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []
     counts: Counter = Counter()
 
-    # Near the end a request is started only while what is outstanding is not expected to reach the
-    # target (with a margin), so that little work is wasted when it is reached. A finished answer
-    # waiting for its turn is counted by what it parses to and passes the order-free filters (times
-    # the share that passes ROUGE-L so far); one still running by the yield per request so far,
-    # starting from a prior (a first burst of a whole window would be mostly wasted on a small run).
-    pre = {"yield": 0.0, "passed": 0, "by_req": {}, "kept_before": len(kept)}
-
-    def candidates(c, meta) -> int:
-        if c.error:
-            return 0
-        return sum(1 for item, _ in parse(c.text, c.finish_reason == "length", meta)
-                   if item is not None and instruction_reject_reason(item["instruction"], st.filters) is None)
+    # The order-free part of processing an answer (parsing and the instruction filters) is done as soon
+    # as it arrives; ROUGE-L against the pool has to wait for its turn. `checked` holds the results,
+    # [(item, reason)] with reason "" for items that passed, or None for a failed request.
+    checked: dict[tuple[int, int], list[tuple[dict[str, Any] | None, str]] | None] = {}
+    waiting = passed = 0  # items that passed the filters: in answers waiting for their turn; processed
+    kept_before = len(kept)
 
     def on_finish(g, j, c) -> None:
-        n = candidates(c, g.meta[j])
-        pre["by_req"][(g.key, j)] = n
-        pre["yield"] += n
+        nonlocal waiting
+        if c.error:
+            checked[g.key, j] = None
+            return
+        items = [(item, reason if item is None else instruction_reject_reason(item["instruction"], st.filters) or "")
+                 for item, reason in parse(c.text, c.finish_reason == "length", g.meta[j])]
+        checked[g.key, j] = items
+        waiting += sum(1 for item, reason in items if item is not None and not reason)
 
+    # Near the end a request is started only while what is outstanding is not expected to reach the
+    # target, so that little work is wasted when it is reached. An answer waiting for its turn counts
+    # for the items that passed the filters (times the share that passed ROUGE-L so far); a request
+    # still running for the yield per request so far, starting from a prior (a first burst of a whole
+    # window would be mostly wasted on a small run).
     def gate(w: Window) -> bool:
         n = len(kept) + len(new_kept)
         rate = (n + PRIOR_YIELD * PRIOR_WEIGHT) / (processed + PRIOR_WEIGHT)
-        rouge_keep = (n - pre["kept_before"] + PRIOR_WEIGHT) / (pre["passed"] + PRIOR_WEIGHT)
-        expected = pre["yield"] * rouge_keep + (w.outstanding - w.finished) * rate
-        return expected < GATE_MARGIN * (target - n)
+        rouge_keep = (n - kept_before + PRIOR_WEIGHT) / (passed + PRIOR_WEIGHT)
+        return waiting * rouge_keep + w.in_flight * rate < target - n
 
     def open_round(r: int) -> None:
         rng = random.Random(derive_seed(ctx.cfg.seed, stage, "round", r))
@@ -101,13 +104,17 @@ def run_rounds(ctx: Context, store, stage: str, st,
                     "raise requests_per_round for throughput")
 
     def process(round_no: int, j: int, c, meta) -> None:
+        nonlocal waiting, passed
+        items = checked.pop((round_no, j))
         base_id = f"{stage[0]}{round_no:05d}-{j:03d}"
-        if c.error:
+        if items is None:
             rejects.append({"id": base_id, "reason": "request_failed", "error": c.error, "raw": c.text,
                             "round": round_no})
             counts["reject:request_failed"] += 1
             return
-        items = parse(c.text, c.finish_reason == "length", meta)
+        ok = sum(1 for item, reason in items if item is not None and not reason)
+        waiting -= ok
+        passed += ok
         if not items:
             rejects.append({"id": base_id, "reason": "unparseable", "raw": c.text, "round": round_no})
             counts["reject:unparseable"] += 1
@@ -120,13 +127,12 @@ def run_rounds(ctx: Context, store, stage: str, st,
                 counts[f"reject:{reason}"] += 1
                 continue
             rec = {"id": rid, **item, "round": round_no, "model": ctx.model_name, "sampling": sampling, **meta}
-            reason = instruction_reject_reason(item["instruction"], st.filters)
-            if reason is None:
+            if not reason:
                 m = index.check_add(item["instruction"], rid)
                 rec["nearest"] = {"id": m.nearest or "", "score": m.score}
                 if m.duplicate:
                     reason = "rouge_similar"
-            if reason is None:
+            if not reason:
                 new_kept.append(rec)
             else:
                 rec["reason"] = reason
@@ -139,7 +145,7 @@ def run_rounds(ctx: Context, store, stage: str, st,
     try:
         while len(kept) < target:
             # round r is built once rounds <= r - depth are committed
-            while next_round < st.max_rounds and next_round < committed + depth:
+            while next_round < st.max_rounds and next_round < len(store.parts) + depth:
                 open_round(next_round)
                 next_round += 1
             item = window.next()
@@ -147,9 +153,6 @@ def run_rounds(ctx: Context, store, stage: str, st,
                 break
             g, j, c = item
             processed += 1
-            got = pre["by_req"].pop((g.key, j), 0)
-            pre["yield"] -= got
-            pre["passed"] += got
             _tally(counts, [c])
             before = len(new_kept), len(rejects)
             process(g.key, j, c, g.meta[j])
@@ -160,7 +163,6 @@ def run_rounds(ctx: Context, store, stage: str, st,
                 counts["kept"] = len(new_kept)
                 store.commit(new_kept, rejects, counts=dict(counts))
                 kept.extend(new_kept)
-                committed += 1
                 new_kept, rejects, counts = [], [], Counter()
     finally:
         window.close()  # look-ahead requests not needed (target reached) or interrupted
@@ -184,6 +186,7 @@ def run_batches(ctx: Context, store, stage: str, inputs: list[dict[str, Any]], b
     queued = done
     try:
         while done < len(inputs):
+            counts = Counter()
             if make_requests is None:
                 batch, comps = inputs[done: done + batch_size], []
             else:
@@ -193,8 +196,7 @@ def run_batches(ctx: Context, store, stage: str, inputs: list[dict[str, Any]], b
                     queued += len(batch)
                 g, comps = window.next_group()
                 batch = g.key
-            counts = Counter()
-            _tally(counts, comps)
+                _tally(counts, comps)
             rows, rejects, more = process(batch, comps)
             counts.update(more)
             counts["kept"] += len(rows)
