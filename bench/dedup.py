@@ -52,7 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from selfinstruct.rouge import dedup  # noqa: E402
+from selfinstruct.dedup.index import dedup  # noqa: E402
 
 SEED_FILE = ROOT.parent / "shared" / "data" / "self_instruct_seed_tasks.jsonl"
 

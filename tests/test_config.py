@@ -1,7 +1,7 @@
 import pytest
 
-from selfinstruct.config import load_config
-from selfinstruct.errors import UserError
+from selfinstruct.generate.config import load_config
+from selfinstruct.io.errors import UserError
 
 from .conftest import ROOT
 

@@ -1,5 +1,5 @@
-from selfinstruct.config import FilterConfig, InstructionFilters
-from selfinstruct.filters import instance_reject_reason, instruction_reject_reason, is_repetitive
+from selfinstruct.generate.config import FilterConfig, InstructionFilters
+from selfinstruct.generate.filters import instance_reject_reason, instruction_reject_reason, is_repetitive
 
 F = InstructionFilters()
 

@@ -38,7 +38,7 @@ def _one_line_error(res) -> str:
 
 @pytest.fixture(scope="session")
 def base_model() -> str:
-    from selfinstruct.model_prep import prepare_embedded_model
+    from selfinstruct.models import prepare_embedded_model
     return str(prepare_embedded_model())
 
 
@@ -86,7 +86,7 @@ def test_full_finetune_learns_and_reloads(full_run):
 
 
 def test_prompt_tokens_are_masked(base_model, data_dir, tmp_path):
-    from selfinstruct.finetune import build_trainer, load_finetune_config, resolve_data
+    from selfinstruct.train.finetune import build_trainer, load_finetune_config, resolve_data
 
     cfg = load_finetune_config(CONFIG, {"model": base_model, "max_length": 128})
     trainer, info = build_trainer(cfg, resolve_data(data_dir), tmp_path, quiet=True)
@@ -150,7 +150,7 @@ def test_lora_adapter_checkpoint_and_resume(base_model, data_dir, tmp_path):
     assert s["kind"] == "adapter" and s["steps"] == 2 and s["resumed_from"].endswith("checkpoint-1")
     assert not (out / "checkpoints").exists()
 
-    from selfinstruct.finetune import load_causal_lm
+    from selfinstruct.train.finetune import load_causal_lm
     model = load_causal_lm(str(out))
     assert hasattr(model, "peft_config")
 
@@ -242,7 +242,7 @@ def test_evaluate_missing_data(tmp_path, full_run):
 
 
 def test_data_formats_convert_to_prompt_completion(tmp_path):
-    from selfinstruct.finetune import load_examples, resolve_data
+    from selfinstruct.train.finetune import load_examples, resolve_data
 
     msgs = _write_jsonl(tmp_path / "train.messages.jsonl", [
         {"id": "a", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"},

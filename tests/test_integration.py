@@ -8,11 +8,11 @@ import sys
 import pytest
 from rouge_score import rouge_scorer
 
-from selfinstruct.config import load_config
-from selfinstruct.errors import UserError
-from selfinstruct.pipeline import run_pipeline
-from selfinstruct.seeds import load_seed_tasks
-from selfinstruct.shards import read_stage_rows
+from selfinstruct.generate.config import load_config
+from selfinstruct.io.errors import UserError
+from selfinstruct.generate.pipeline import run_pipeline
+from selfinstruct.generate.seeds import load_seed_tasks
+from selfinstruct.io.shards import read_stage_rows
 
 from .conftest import PROJECT_SEEDS, ROOT
 
@@ -33,7 +33,7 @@ def small(cfg, n=8):
 @pytest.fixture(scope="session")
 def engine():
     from selfinstruct.backends.vllm_engine import VllmBackend
-    from selfinstruct.model_prep import prepare_embedded_model
+    from selfinstruct.models import prepare_embedded_model
 
     cfg = load_config(ROOT / "pipelines" / "default.yaml")
     backend = VllmBackend(str(prepare_embedded_model()), cfg.vllm, seed=cfg.seed)

@@ -1,4 +1,4 @@
-from selfinstruct.parsing import (parse_alpaca, parse_classification, parse_instances_input_first,
+from selfinstruct.generate.parsing import (parse_alpaca, parse_classification, parse_instances_input_first,
                                   parse_instances_output_first, parse_instructions)
 
 # Continuations as SmolLM2-135M-Instruct wrote them after "...Task 9:" (real outputs, trimmed)

@@ -18,8 +18,8 @@ from hypothesis import strategies as st  # noqa: E402
 from rapidfuzz import process as rf_process  # noqa: E402
 from rapidfuzz.distance import LCSseq  # noqa: E402
 
-from selfinstruct import rouge  # noqa: E402
-from selfinstruct.rouge import Match, RougeIndex, dedup, rouge_l_f, tokenize  # noqa: E402
+from selfinstruct.dedup import index as rouge  # noqa: E402
+from selfinstruct.dedup.index import Match, RougeIndex, dedup, rouge_l_f, tokenize  # noqa: E402
 
 SEED_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "self_instruct_seed_tasks.jsonl"
 

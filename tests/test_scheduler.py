@@ -8,10 +8,10 @@ import random
 import pytest
 
 from selfinstruct.backends.base import Backend, Completion, Request
-from selfinstruct.config import load_config
-from selfinstruct.pipeline import run_pipeline
-from selfinstruct.scheduler import Window
-from selfinstruct.shards import read_stage_rows
+from selfinstruct.generate.config import load_config
+from selfinstruct.generate.pipeline import run_pipeline
+from selfinstruct.generate.scheduler import Window
+from selfinstruct.io.shards import read_stage_rows
 
 from .conftest import ROOT
 

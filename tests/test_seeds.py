@@ -4,8 +4,8 @@ import json
 import pytest
 from rouge_score import rouge_scorer
 
-from selfinstruct.errors import UserError
-from selfinstruct.seeds import load_seed_tasks
+from selfinstruct.io.errors import UserError
+from selfinstruct.generate.seeds import load_seed_tasks
 
 from .conftest import PROJECT_SEEDS, write_jsonl
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from selfinstruct.config import load_config
-from selfinstruct.shards import read_stage_rows
+from selfinstruct.generate.config import load_config
+from selfinstruct.io.shards import read_stage_rows
 
 from .conftest import ROOT
 from .vllm_server import VllmServer
@@ -26,7 +26,7 @@ CLI = os.path.join(os.path.dirname(sys.executable), "selfinstruct")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from selfinstruct.model_prep import prepare_embedded_model
+    from selfinstruct.models import prepare_embedded_model
 
     srv = VllmServer(str(prepare_embedded_model()), log=tmp_path_factory.mktemp("srv") / "server.log").start()
     yield srv

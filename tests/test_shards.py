@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from selfinstruct.errors import UserError
-from selfinstruct.shards import StageStore
+from selfinstruct.io.errors import UserError
+from selfinstruct.io.shards import StageStore
 
 
 def test_commit_resume_and_manifest(tmp_path):

@@ -8,8 +8,8 @@ from click.testing import CliRunner
 from rouge_score import rouge_scorer
 
 from selfinstruct.cli import main
-from selfinstruct.shards import StageStore
-from selfinstruct.stats import compute_stats, format_terminal, verb_object
+from selfinstruct.io.shards import StageStore
+from selfinstruct.report.stats import compute_stats, format_terminal, verb_object
 
 from .conftest import write_jsonl
 

@@ -1,0 +1,143 @@
+"""A deterministic, out-of-order backend for tests (never the default: `backend: fake` must be named).
+
+Each answer is a pure function of the request (prompt + seed), like a seeded LLM, and recognises the
+prompt shapes of the built-in stages: numbered task lists (bootstrap), "Is it classification?",
+"Class label:" (output-first instances), "Task: ...\\n" (input-first instances) and Alpaca's
+"N. Instruction:". Some answers are deliberately bad (too short, blocked keywords, unparseable,
+copies of a demonstration) so that every reject path is exercised. Requests finish in a random
+order, a random number per poll, so that tests see the ordering problems a real engine causes."""
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from typing import Hashable
+
+from .base import Backend, Completion, Request
+
+WORDS = ("river mountain poem budget recipe sentence customer email planet story invoice garden "
+         "protein melody chess bridge ticket vaccine rocket lantern harbor violin glacier desert").split()
+VERBS = ("Describe", "Explain", "Compare", "Summarize", "List", "Rewrite", "Classify", "Suggest")
+LABELS = ("Positive", "Negative", "Neutral")
+
+
+def _rng(r: Request, tag: str = "") -> random.Random:
+    prompt = r.prompt if isinstance(r.prompt, str) else str(r.prompt)
+    return random.Random(hashlib.sha256(f"{tag}|{prompt}|{r.seed}".encode()).hexdigest())
+
+
+def _sentence(rng: random.Random, n: int = 7) -> str:
+    return " ".join([rng.choice(VERBS)] + rng.sample(WORDS, n)) + "."
+
+
+def _task_list(rng: random.Random, prompt: str, first: int) -> list[str]:
+    tasks = []
+    for _ in range(rng.randint(0, 3)):
+        kind = rng.random()
+        if kind < 0.08:
+            tasks.append(rng.choice(VERBS) + " it.")  # too short
+        elif kind < 0.14:
+            tasks.append(f"Draw an image of the {rng.choice(WORDS)} and the {rng.choice(WORDS)}.")  # blocked keyword
+        elif kind < 0.20:
+            demos = re.findall(r"Task \d+: (.+)", prompt)
+            tasks.append(rng.choice(demos) if demos else _sentence(rng))  # a near-copy: ROUGE-L rejects it
+        else:
+            tasks.append(_sentence(rng))
+    return [f"Task {first + i}: {t}" if i else t for i, t in enumerate(tasks)]
+
+
+def answer(r: Request) -> str:
+    """The fake model's answer to a request."""
+    rng = _rng(r)
+    if not isinstance(r.prompt, str):  # chat prompts: bootstrap or alpaca in chat format
+        text = r.prompt[-1]["content"]
+        if "Instruction:" in text:
+            return "1. Instruction:" + _alpaca(rng, 1)
+        tasks = [t.split(": ", 1)[1] if t.startswith("Task ") else t for t in _task_list(rng, text, 1)]
+        return "".join(f"Task {i}: {t}\n" for i, t in enumerate(tasks, 1))
+    p = r.prompt
+    if p.endswith("Is it classification?"):
+        x = rng.random()
+        return " Maybe" if x < 0.1 else (" Yes" if x < 0.45 else " No")
+    if p.endswith("Class label:"):
+        if rng.random() < 0.1:
+            return ""
+        labels = rng.sample(LABELS, rng.randint(1, 3))
+        return "".join(f" {lab}\nInput: {_sentence(rng, 5)}\nClass label:" for lab in labels).removesuffix(
+            "\nClass label:")
+    if re.search(r"\n(\d+)\. Instruction:$", p):
+        first = int(re.search(r"(\d+)\. Instruction:$", p).group(1))
+        return _alpaca(rng, first)
+    m = re.search(r"Task (\d+):$", p)
+    if m:
+        tasks = _task_list(rng, p, int(m.group(1)) + 1)
+        return "".join(f" {t}\n" for t in tasks[:1]) + "".join(f"{t}\n" for t in tasks[1:])
+    if p.endswith("\n") and "Task: " in p:
+        x = rng.random()
+        if x < 0.1:
+            return "I am not sure what to say here."  # unparseable
+        out = []
+        for i in range(rng.randint(1, 3)):
+            inp = "" if rng.random() < 0.3 else _sentence(rng, 4)
+            res = "" if rng.random() < 0.05 else _sentence(rng, 6)  # an empty output: the filter drops it
+            out.append((f"Example {i + 1}\n" if x > 0.5 else "") + f"Input: {inp or '<noinput>'}\nOutput: {res}\n")
+        return "".join(out)
+    return ""
+
+
+def _alpaca(rng: random.Random, first: int) -> str:
+    blocks = []
+    for k in range(rng.randint(1, 4)):
+        n = first + k
+        if rng.random() < 0.1:
+            blocks.append(f"{n}. Instruction: {_sentence(rng)}\n{n}. Output without input")  # malformed
+            continue
+        inp = "<noinput>" if rng.random() < 0.4 else _sentence(rng, 4)
+        blocks.append(f"{n}. Instruction: {_sentence(rng)}\n{n}. Input:\n{inp}\n{n}. Output:\n{_sentence(rng, 6)}")
+    return "\n###\n".join(blocks).split("Instruction:", 1)[1]  # the prompt ends with the first "N. Instruction:"
+
+
+class FakeBackend(Backend):
+    """Finishes the started requests in a random order (seeded), a random number per poll."""
+    kind = "fake"
+
+    def __init__(self, model: str = "fake", seed: int = 0, cap: int = 8):
+        self.model = model
+        self.rng, self.cap = random.Random(seed), cap
+        self.live: dict[int, Request] = {}
+        self.n = self.max_live = 0
+        self.aborted: list[Hashable] = []
+        self.started: list[Request] = []
+        self.closed = False
+
+    answer = staticmethod(answer)
+
+    def start(self, request: Request) -> int:
+        self.n += 1
+        self.live[self.n] = request
+        self.started.append(request)
+        self.max_live = max(self.max_live, len(self.live))
+        return self.n
+
+    def poll(self) -> list[tuple[int, Completion]]:
+        if not self.live:
+            return []
+        hs = self.rng.sample(sorted(self.live), self.rng.randint(1, len(self.live)))
+        out = []
+        for h in hs:
+            r = self.live.pop(h)
+            text = answer(r)
+            out.append((h, Completion(text=text, finish_reason="stop", prompt_tokens=len(str(r.prompt)) // 4,
+                                      completion_tokens=len(text) // 4)))
+        return out
+
+    def abort(self, handles) -> None:
+        for h in handles:
+            self.live.pop(h, None)
+        self.aborted += list(handles)
+
+    def capacity(self, request: Request) -> int:
+        return self.cap
+
+    def close(self) -> None:
+        self.closed = True
