@@ -7,13 +7,69 @@ from pathlib import Path
 from .base import Backend, Completion, Request
 
 
-def _on_cpu() -> bool:
+def on_cpu() -> bool:
     try:
         from vllm.platforms import current_platform
         return current_platform.is_cpu()
-    except Exception:  # pragma: no cover - very old vllm
+    except ImportError:  # pragma: no cover - vllm missing: transformers paths only
         import torch
         return not torch.cuda.is_available()
+
+
+class EngineLeak(RuntimeError):
+    """An engine's processes outlived its shutdown: the next engine would find its memory taken."""
+
+
+def _children() -> set[int]:
+    import psutil
+    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+
+def start_llm(**kwargs):
+    """vllm.LLM(**kwargs), remembering the processes it started (its engine core runs in a child
+    process), so that `close_llm` can check that they are gone."""
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from vllm import LLM
+
+    before = _children()
+    llm = LLM(**kwargs)
+    llm._selfinstruct_procs = _children() - before
+    return llm
+
+
+def close_llm(llm, timeout: float = 60.0) -> None:
+    """Shut the engine down and verify it let go: its child processes have exited (so their memory,
+    GPU memory included, is back) and, on a GPU, this process holds no CUDA memory for it any more.
+    A GPU leaves no second chance: a leaked engine makes the next one fail to allocate."""
+    import gc
+
+    import psutil
+
+    procs = []
+    for pid in getattr(llm, "_selfinstruct_procs", ()):
+        try:
+            procs.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            pass
+    try:
+        llm.llm_engine.engine_core.shutdown()
+    except (AttributeError, RuntimeError, OSError):  # already down: what matters is checked below
+        pass
+    del llm
+    gc.collect()
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    for p in alive:  # shutdown asked nicely; an engine that ignores it is killed, then reported if it stays
+        p.kill()
+    _, alive = psutil.wait_procs(alive, timeout=10)
+    if alive:
+        raise EngineLeak(f"vLLM engine processes {[p.pid for p in alive]} did not exit after shutdown")
+    try:
+        import torch
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
 
 
 def cpu_memory_fraction(model_path: str) -> float:
@@ -34,7 +90,7 @@ def engine_kwargs(model_path: str, *, max_model_len: int, dtype: str = "auto",
                   gpu_memory_utilization: float | None = None, seed: int = 0, enforce_eager: bool = False,
                   trust_remote_code: bool = False, tensor_parallel_size: int = 1) -> dict:
     """Arguments for vllm.LLM, with the settings this project needs on CPU machines."""
-    cpu = _on_cpu()
+    cpu = on_cpu()
     if dtype == "auto" and (Path(model_path) / "selfinstruct-prepared.json").exists():
         dtype = "float32"  # the embedded 135M model: bf16 (vLLM's CPU default) visibly hurts its answers
     if gpu_memory_utilization is None:
@@ -57,17 +113,13 @@ class VllmBackend(Backend):
     kind = "vllm"
 
     def __init__(self, model_path: str, opts, seed: int = 0):
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        from vllm import LLM
-
         self.model = model_path
         kwargs = engine_kwargs(model_path, max_model_len=opts.max_model_len, dtype=opts.dtype,
                                gpu_memory_utilization=opts.gpu_memory_utilization, seed=seed,
                                enforce_eager=opts.enforce_eager, trust_remote_code=opts.trust_remote_code,
                                tensor_parallel_size=opts.tensor_parallel_size)
         kwargs.update(opts.extra)
-        self.llm = LLM(**kwargs)
+        self.llm = start_llm(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self._next_id = 0
 
@@ -119,10 +171,6 @@ class VllmBackend(Backend):
         return max(1, min(seqs, blocks * cfg.cache_config.block_size // per_request))
 
     def close(self) -> None:
-        llm = getattr(self, "llm", None)
+        llm, self.llm = getattr(self, "llm", None), None
         if llm is not None:
-            try:
-                llm.llm_engine.engine_core.shutdown()
-            except Exception:
-                pass
-            self.llm = None
+            close_llm(llm)

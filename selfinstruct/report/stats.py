@@ -397,7 +397,7 @@ def _stage_stats(name: str, manifest: dict[str, Any], prev_out: int | None) -> d
 
 
 def _rouge_to_seeds(texts: list[str], seed_texts: list[tuple[str, str]]) -> list[tuple[float, str | None]]:
-    from ..dedup.index import RougeIndex
+    from ..dedup import RougeIndex
 
     index = RougeIndex(threshold=1.0, floor=0.0)  # floor 0: the exact nearest seed, always
     for key, text in seed_texts:

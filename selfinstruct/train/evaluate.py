@@ -20,7 +20,7 @@ from .finetune import (SUMMARY_FILE, is_adapter_dir, load_causal_lm, load_exampl
                        prompt_completion_ids, resolve_any_model, resolve_eval_data)
 from ..io.jsonl import atomic_write_json, atomic_write_jsonl
 from ..models import resolve_model
-from ..dedup.index import rouge_l_f, tokenize
+from ..dedup import rouge_l_f, tokenize
 
 ENGINES = ("auto", "vllm", "transformers")
 

@@ -286,7 +286,7 @@ def _messages(value: Any, where: Callable[[str, str], None], name: str) -> list[
 
 def to_prompt_completion(obj: dict[str, Any], where: Callable[[str, str], None], default_id: str) -> dict[str, Any]:
     """One row of any supported format -> {"id", "prompt": [messages], "completion": [assistant message]}."""
-    from ..generate.stages.export import user_prompt
+    from ..io.formats import user_prompt
 
     rid = obj.get("id", default_id)
     rid = str(rid) if rid is not None else default_id

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from ...backends import Request
 from ..context import Context, derive_seed
 from ..filters import instruction_reject_reason
-from ...dedup.index import RougeIndex
+from ...dedup import RougeIndex
 from ..scheduler import Window
 
 PRIOR_YIELD, PRIOR_WEIGHT = 2.0, 8  # kept instructions per request assumed before any is measured

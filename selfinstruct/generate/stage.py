@@ -1,0 +1,109 @@
+"""What a stage is. Every stage declares its name, its config section (a dataclass), its prompt
+template version, and the record fields it reads, writes and removes; the pipeline checks the wiring
+from these before anything runs. A stage has one of three shapes:
+
+- `BatchStage`: a fixed input, shard by shard. `requests(batch)` builds one request per record (or none,
+  for stages without a model), an executor runs them, and `process(batch, completions)` returns the
+  kept records, the rejects and the counts. Stages never know where their requests ran.
+- `RoundsStage`: a generator that grows a pool round by round (bootstrap, alpaca): `make_prompt(rng,
+  visible)` and `parse(text, truncated, meta)`; `generate.rounds.RoundsRunner` does the rest.
+- `SinkStage`: writes files from its whole input (export).
+
+A new stage is one module: a subclass, decorated with `@register_stage`, and its YAML section."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator
+
+from ..backends.base import Completion, Request
+from ..io.records import Counts, Record, Reject
+
+if TYPE_CHECKING:
+    from ..io.shards import StageStore
+    from .context import Context
+
+
+@dataclass
+class StageResult:
+    rows: list[Record] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    counts: Counts = field(default_factory=Counts)
+
+    def keep(self, record: Record) -> None:
+        self.rows.append(record)
+
+    def reject(self, reject: Reject) -> None:
+        self.rejects.append(reject)
+        if reject.level == "note":
+            self.counts.note(reject.reason)
+        else:
+            self.counts.drop(reject.level, reject.reason)
+
+
+class Stage:
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = type(None)  # the dataclass of its YAML section
+    template_version: ClassVar[str | None] = None  # part of the stage hash: edit a prompt, bump it
+    reads: ClassVar[frozenset[str]] = frozenset()  # record fields it needs from upstream
+    writes: ClassVar[frozenset[str]] = frozenset()  # record fields it adds
+    removes: ClassVar[frozenset[str]] = frozenset()  # record fields it drops
+    generator: ClassVar[bool] = False  # starts a pipeline (reads the seed tasks, not a stage)
+    uses_model: ClassVar[bool] = False
+    order: ClassVar[int] = 50  # where it is listed among a run's stages (generators 10, export 90)
+
+    def __init__(self, ctx: "Context", cfg: Any):
+        self.ctx, self.cfg = ctx, cfg
+
+    def run(self, store: "StageStore", inputs: "StageStore | None") -> None:
+        raise NotImplementedError
+
+
+class BatchStage(Stage):
+    """Records in, records out, shard by shard."""
+
+    @property
+    def batch_size(self) -> int:
+        return self.cfg.batch_size
+
+    def requests(self, batch: list[Record]) -> list[Request] | None:
+        """One request per record, or None when the stage needs no model."""
+        return None
+
+    def process(self, batch: list[Record], completions: list[Completion]) -> StageResult:
+        raise NotImplementedError
+
+    def run(self, store, inputs) -> None:
+        from .executor import run_batch_stage
+        run_batch_stage(self, store, inputs)
+
+
+class RoundsStage(Stage):
+    """A generator that grows its pool round by round, each answer filtered against the pool."""
+    generator = True
+    uses_model = True
+    order = 10
+
+    def make_prompt(self, rng: random.Random, visible: list[Record]) -> tuple[Any, dict[str, Any]]:
+        """A prompt and its provenance (which demonstrations it shows)."""
+        raise NotImplementedError
+
+    def parse(self, text: str, truncated: bool, meta: dict[str, Any]) -> list[tuple[Record | None, str]]:
+        """Items found in one answer: (record without id, "") or (None, reason)."""
+        raise NotImplementedError
+
+    def run(self, store, inputs) -> None:
+        from .rounds import RoundsRunner
+        RoundsRunner(self, store).run()
+
+
+class SinkStage(Stage):
+    """Writes files from the whole input (streamed); its manifest lists them."""
+    order = 90
+
+    def write(self, records: Iterator[Record], store: "StageStore") -> Counts:
+        raise NotImplementedError
+
+    def run(self, store, inputs) -> None:
+        counts = self.write(inputs.records(), store)
+        store.finish_files(counts)

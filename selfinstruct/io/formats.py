@@ -1,0 +1,28 @@
+"""The fine-tuning data formats that `export` writes and `finetune` reads: chat `messages`, TRL's
+conversational prompt-completion (the prompt is masked in the loss) and Alpaca's
+instruction/input/output. One user turn is the instruction, then a blank line and the input."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from .records import Record
+
+FORMATS = ("messages", "prompt_completion", "alpaca")
+
+
+def user_prompt(instruction: str, inp: str) -> str:
+    return f"{instruction.strip()}\n\n{inp.strip()}" if inp.strip() else instruction.strip()
+
+
+def to_formats(rec: Record, system: str | None) -> Iterator[dict[str, Any]]:
+    """One example per instance, in every format."""
+    sys_msgs = [{"role": "system", "content": system}] if system else []
+    for inst in rec.instances or []:
+        prompt = user_prompt(rec.instruction, inst.input)
+        yield {
+            "messages": {"id": rec.id, "messages": sys_msgs + [{"role": "user", "content": prompt},
+                                                               {"role": "assistant", "content": inst.output}]},
+            "prompt_completion": {"id": rec.id, "prompt": sys_msgs + [{"role": "user", "content": prompt}],
+                                  "completion": [{"role": "assistant", "content": inst.output}]},
+            "alpaca": {"instruction": rec.instruction, "input": inst.input, "output": inst.output},
+        }
