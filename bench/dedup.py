@@ -1,4 +1,4 @@
-"""Benchmark: exact ROUGE-L dedup (selfinstruct.rouge.dedup) vs Alpaca's method.
+"""Benchmark: exact ROUGE-L dedup (selfinstruct.dedup.dedup) vs Alpaca's method.
 
     python bench/dedup.py [--sizes 2000,10000,50000] [--million] [--threshold 0.7]
 
@@ -29,7 +29,7 @@ all N candidates using the pool sizes of the (identical) greedy run.  Those numb
 are marked "extrapolated".  Kept/dropped decisions are compared with ours on every
 candidate the baseline processed.
 
-Ours = ``selfinstruct.rouge.dedup(texts, pool=seeds)``, wall time including
+Ours = ``selfinstruct.dedup.dedup(texts, pool=seeds)``, wall time including
 tokenization, median of 3 runs (one run for ``--million``).  The data generation is
 not timed.
 """
@@ -52,7 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from selfinstruct.dedup.index import dedup  # noqa: E402
+from selfinstruct.dedup import dedup  # noqa: E402
 
 SEED_FILE = ROOT.parent / "shared" / "data" / "self_instruct_seed_tasks.jsonl"
 

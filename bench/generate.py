@@ -13,7 +13,7 @@ r - overlap_depth is committed), against a baseline that knows every prompt in a
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import copy
 import json
 import sys
 import tempfile
@@ -54,7 +54,8 @@ class Recorder:
 def pipeline_run(cfg, backend, depth: int):
     from selfinstruct.generate.pipeline import run_pipeline
 
-    cfg = dataclasses.replace(cfg, bootstrap=dataclasses.replace(cfg.bootstrap, overlap_depth=depth))
+    cfg = copy.deepcopy(cfg)
+    cfg.bootstrap.overlap_depth = depth
     rec = Recorder(backend)
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()

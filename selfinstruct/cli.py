@@ -8,6 +8,14 @@ import click
 
 from . import __version__
 from .io.errors import user_errors
+from .generate.config import PipelineConfig
+from .io.settings import click_options, given, options_of
+from .train.config import FinetuneConfig
+
+# Options derived from the config dataclasses (one declaration per setting): the flagged pipeline
+# settings of `generate`, and every setting of `finetune`.
+_PIPELINE_FLAGS = options_of(PipelineConfig, only_flagged=True)
+_FINETUNE_OPTIONS = options_of(FinetuneConfig)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,29 +24,36 @@ def main():
     """Self-Instruct: grow an instruction-tuning dataset from seed tasks with vLLM, then fine-tune on it."""
 
 
+SET_HELP = ("Any setting as dotted.key=value (YAML value), e.g. --set bootstrap.sampling.temperature=0.8. "
+            "Precedence: YAML < --set < dedicated flags.")
+
+
 @main.command()
 @click.option("-c", "--config", "config_path", required=True, type=click.Path(path_type=Path),
               help="Pipeline YAML (see pipelines/).")
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Run directory (default: runs/<config name>). Re-running resumes.")
-@click.option("--num-instructions", type=int, default=None, help="Override the number of instructions to generate.")
-@click.option("--model", default=None, help="HF model id or local path (default: the embedded SmolLM2-135M-Instruct).")
-@click.option("--backend", type=click.Choice(["vllm", "openai"]), default=None,
-              help="vllm: in-process engine; openai: any OpenAI-compatible server (`vllm serve`).")
-@click.option("--base-url", "base_urls", multiple=True, help="Server URL(s) for --backend openai, e.g. http://127.0.0.1:8000/v1.")
-@click.option("--seed", type=int, default=None, help="Global seed (per-request seeds derive from it).")
+@click.option("--num-instructions", type=int, default=None,
+              help="Instructions to generate (the num_instructions of the generator stage).")
+@click.option("--base-url", "base_urls", multiple=True,
+              help="Server URL(s) for --backend openai, e.g. http://127.0.0.1:8000/v1.")
+@click_options(_PIPELINE_FLAGS)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--force", is_flag=True, help="Discard stages whose config differs from what is on disk.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @user_errors
-def generate(config_path, out_dir, num_instructions, model, backend, base_urls, seed, force, quiet):
+def generate(config_path, out_dir, num_instructions, base_urls, sets, force, quiet, **flags):
     """Run the pipeline stages of CONFIG and write JSONL shards under the run directory."""
     from .generate.config import load_config
     from .generate.pipeline import format_summary, run_pipeline
+    from .generate.registry import stages
 
-    overrides = {"bootstrap.num_instructions": num_instructions, "alpaca.num_instructions": num_instructions,
-                 "model": model, "backend": backend, "seed": seed,
-                 "openai.base_urls": list(base_urls) if base_urls else None}
-    cfg = load_config(config_path, overrides)
+    overrides = given(_PIPELINE_FLAGS, flags)
+    if num_instructions is not None:
+        overrides.update((f"{name}.num_instructions", num_instructions) for name, st in stages().items() if st.generator)
+    if base_urls:
+        overrides["openai.base_urls"] = list(base_urls)
+    cfg = load_config(config_path, overrides, sets)
     out_dir = out_dir or Path("runs") / cfg.name
     summary = run_pipeline(cfg, out_dir, force=force, quiet=quiet)
     click.echo(format_summary(summary))
@@ -77,8 +92,6 @@ def dedup(input_path, out_path, field, threshold, against, rejects, quiet):
     click.echo(f"kept {kept}, dropped {dropped} -> {out_path}")
 
 
-
-
 def _echo_err(msg: str) -> None:
     click.echo(msg, err=True)
 
@@ -93,53 +106,25 @@ def _echo_err(msg: str) -> None:
               help="Output model folder (checkpoints go to OUT/checkpoints/).")
 @click.option("--eval-data", type=click.Path(path_type=Path), default=None, help="Eval split file (overrides DATA's).")
 @click.option("--no-eval", is_flag=True, help="Skip the eval split.")
-@click.option("--model", default=None, help="Base model: HF id, local folder or embedded:smollm2-135m-instruct.")
-@click.option("--lr", "learning_rate", type=float, default=None, help="Learning rate (default 2e-5 full, 2e-4 LoRA).")
-@click.option("--epochs", type=float, default=None, help="Number of epochs (ignored when --max-steps is set).")
-@click.option("--max-steps", type=int, default=None, help="Stop after this many optimizer steps.")
-@click.option("--batch-size", type=int, default=None, help="Per-device train batch size.")
-@click.option("--grad-accum", type=int, default=None, help="Gradient accumulation steps.")
-@click.option("--max-length", type=int, default=None, help="Max tokens per example (prompt + completion).")
-@click.option("--warmup", type=float, default=None, help="Warmup: fraction of steps (< 1) or number of steps.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
-              help="Mixed precision (auto: bf16/fp16 on GPU, fp32 on CPU).")
-@click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=None)
-@click.option("--lora/--no-lora", "lora", default=None, help="Train a LoRA adapter instead of all weights.")
-@click.option("--lora-r", type=int, default=None, help="LoRA rank.")
-@click.option("--lora-alpha", type=int, default=None, help="LoRA alpha.")
-@click.option("--lora-dropout", type=float, default=None, help="LoRA dropout.")
-@click.option("--lora-target", "lora_targets", multiple=True,
-              help="LoRA target module (repeatable), e.g. q_proj; default all-linear.")
-@click.option("--merge/--no-merge", "merge", default=None,
-              help="With --lora: save base+adapter merged into a full model (default) or the adapter only.")
-@click.option("--logging-steps", type=int, default=None)
-@click.option("--eval-steps", type=int, default=None, help="Also evaluate every N steps (default: before/after only).")
-@click.option("--save-steps", type=int, default=None, help="Checkpoint every N steps.")
-@click.option("--keep-checkpoints/--no-keep-checkpoints", default=None,
-              help="Keep OUT/checkpoints after a finished run (default: deleted).")
-@click.option("--seed", type=int, default=None)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Set any key of the `finetune:` section, value in YAML syntax (repeatable), e.g. "
+                   "--set lr_scheduler=cosine --set lora.target_modules=[q_proj,v_proj] --set sft_args.optim=adamw_torch.")
+@click_options(_FINETUNE_OPTIONS)
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in OUT/checkpoints.")
 @click.option("--overwrite", is_flag=True, help="Replace a model/checkpoints already in OUT.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @user_errors
-def finetune(config_path, data, out_dir, eval_data, no_eval, model, learning_rate, epochs, max_steps, batch_size,
-             grad_accum, max_length, warmup, precision, gradient_checkpointing, lora, lora_r, lora_alpha,
-             lora_dropout, lora_targets, merge, logging_steps, eval_steps, save_steps, keep_checkpoints, seed,
-             resume, overwrite, quiet):
+def finetune(config_path, data, out_dir, eval_data, no_eval, sets, resume, overwrite, quiet, **settings):
     """Supervised fine-tuning (TRL SFTTrainer) of a chat model on prompt-completion data, loss on the
-    completion only. Saves a model folder that vLLM and transformers load (or a LoRA adapter: --no-merge)."""
-    from .train.finetune import format_summary, load_finetune_config, run_finetune
+    completion only. Saves a model folder that vLLM and transformers load (or a LoRA adapter: --no-merge).
 
-    overrides = {
-        "model": model, "learning_rate": learning_rate, "epochs": epochs, "max_steps": max_steps,
-        "batch_size": batch_size, "grad_accum": grad_accum, "max_length": max_length, "warmup": warmup,
-        "precision": precision, "gradient_checkpointing": gradient_checkpointing, "seed": seed,
-        "lora.enabled": lora, "lora.r": lora_r, "lora.alpha": lora_alpha, "lora.dropout": lora_dropout,
-        "lora.target_modules": list(lora_targets) if lora_targets else None, "lora.merge": merge,
-        "logging_steps": logging_steps, "eval_steps": eval_steps, "save_steps": save_steps,
-        "keep_checkpoints": keep_checkpoints,
-    }
-    cfg = load_finetune_config(config_path, overrides)
+    Settings: the `finetune:` section of CONFIG (or the defaults), then --set KEY=VALUE, then the
+    dedicated flags: a flag wins over --set, which wins over the YAML file. Each flag from --model to
+    --merge sets one key of the `finetune:` section (see pipelines/finetune.yaml)."""
+    from .train.config import load_finetune_config
+    from .train.finetune import format_summary, run_finetune
+
+    cfg = load_finetune_config(config_path, given(_FINETUNE_OPTIONS, settings), sets=sets)
     try:
         summary = run_finetune(cfg, data, out_dir, eval_data=eval_data, no_eval=no_eval, resume=resume,
                                overwrite=overwrite, quiet=quiet, log=_echo_err)
@@ -176,14 +161,12 @@ def evaluate(base, tuned, data, out_path, max_new_tokens, limit, engine, no_loss
     from .train.evaluate import format_table, run_evaluate
 
     if batch_size < 1:
-        from ..io.errors import UserError
+        from .io.errors import UserError
         raise UserError("--batch-size must be >= 1")
     summary = run_evaluate(base, tuned, data, out_path, max_new_tokens=max_new_tokens, limit=limit, engine=engine,
                            loss=not no_loss, max_length=max_length, batch_size=batch_size, quiet=quiet,
                            log=_echo_err)
     click.echo(format_table(summary))
-
-
 
 
 @main.command(
@@ -198,9 +181,11 @@ def evaluate(base, tuned, data, out_path, max_new_tokens, limit, engine, no_loss
 def stats(run_dir, out, no_plots, seeds):
     """Per-stage counts, drops per reason, accept rates, instruction lengths, ROUGE-L to the nearest
     seed, verb/object diversity and examples: printed, and written to RUNDIR/report.html."""
-    from .report.stats import compute_stats, format_terminal, write_report
+    from .report.compute import compute_report
+    from .report.html import write_report
+    from .report.text import format_terminal
 
-    rep = compute_stats(run_dir, seeds=seeds)
+    rep = compute_report(run_dir, seeds=seeds)
     path = write_report(rep, out or Path(run_dir) / "report.html", plots=not no_plots)
     click.echo(format_terminal(rep, path), nl=False)
 

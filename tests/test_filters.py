@@ -1,4 +1,5 @@
-from selfinstruct.generate.config import FilterConfig, InstructionFilters
+from selfinstruct.generate.config import InstructionFilters
+from selfinstruct.generate.stages.filter import FilterConfig
 from selfinstruct.generate.filters import instance_reject_reason, instruction_reject_reason, is_repetitive
 
 F = InstructionFilters()

@@ -86,7 +86,9 @@ def test_full_finetune_learns_and_reloads(full_run):
 
 
 def test_prompt_tokens_are_masked(base_model, data_dir, tmp_path):
-    from selfinstruct.train.finetune import build_trainer, load_finetune_config, resolve_data
+    from selfinstruct.train.config import load_finetune_config
+    from selfinstruct.train.data import resolve_data
+    from selfinstruct.train.finetune import build_trainer
 
     cfg = load_finetune_config(CONFIG, {"model": base_model, "max_length": 128})
     trainer, info = build_trainer(cfg, resolve_data(data_dir), tmp_path, quiet=True)
@@ -150,7 +152,7 @@ def test_lora_adapter_checkpoint_and_resume(base_model, data_dir, tmp_path):
     assert s["kind"] == "adapter" and s["steps"] == 2 and s["resumed_from"].endswith("checkpoint-1")
     assert not (out / "checkpoints").exists()
 
-    from selfinstruct.train.finetune import load_causal_lm
+    from selfinstruct.train.loading import load_causal_lm
     model = load_causal_lm(str(out))
     assert hasattr(model, "peft_config")
 
@@ -242,7 +244,7 @@ def test_evaluate_missing_data(tmp_path, full_run):
 
 
 def test_data_formats_convert_to_prompt_completion(tmp_path):
-    from selfinstruct.train.finetune import load_examples, resolve_data
+    from selfinstruct.train.data import load_examples, resolve_data
 
     msgs = _write_jsonl(tmp_path / "train.messages.jsonl", [
         {"id": "a", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"},
@@ -262,3 +264,100 @@ def test_data_formats_convert_to_prompt_completion(tmp_path):
     (run / "export" / "train.alpaca.json").write_text("[]")
     files = resolve_data(run)
     assert files.train.name == "train.prompt_completion.jsonl" and files.eval.name == "eval.prompt_completion.jsonl"
+
+
+# ------------------------------------------------------------- settings: YAML < --set < flag (no training)
+
+LEGACY_FLAGS = ["--model", "--lr", "--epochs", "--max-steps", "--batch-size", "--grad-accum", "--max-length",
+                "--warmup", "--precision", "--gradient-checkpointing", "--no-gradient-checkpointing", "--lora",
+                "--no-lora", "--lora-r", "--lora-alpha", "--lora-dropout", "--lora-target", "--merge", "--no-merge",
+                "--logging-steps", "--eval-steps", "--save-steps", "--keep-checkpoints", "--no-keep-checkpoints",
+                "--seed", "-c", "-d", "-o", "--eval-data", "--no-eval", "--resume", "--overwrite", "-q", "--set"]
+
+
+def test_every_flag_kept():
+    names = {n for p in main.commands["finetune"].params for n in (*p.opts, *p.secondary_opts)}
+    assert not set(LEGACY_FLAGS) - names, set(LEGACY_FLAGS) - names
+
+
+def test_settings_precedence_yaml_set_flag(tmp_path):
+    from selfinstruct.io.errors import UserError
+    from selfinstruct.train.config import load_finetune_config
+
+    cfg = tmp_path / "ft.yaml"
+    cfg.write_text("finetune:\n  epochs: 1\n  seed: 7\n  lora:\n    r: 4\n    alpha: 8\n")
+    c = load_finetune_config(cfg, {"epochs": 5.0, "lora.r": None}, sets=["epochs=2", "lora.r=6", "batch_size=3"])
+    assert (c.epochs, c.lora.r, c.batch_size, c.seed, c.lora.alpha) == (5.0, 6, 3, 7, 8)
+    assert c.source == str(cfg) and c.lora.target_modules == ["all-linear"]
+    c = load_finetune_config(cfg, sets=["lora.target_modules=[q_proj, v_proj]", "eval_steps=null"])
+    assert c.lora.target_modules == ["q_proj", "v_proj"] and c.epochs == 1.0 and c.eval_steps is None
+    c = load_finetune_config(cfg, sets=["learning_rate=2e-5"])  # YAML 1.1 reads 2e-5 as a string
+    assert c.learning_rate == 2e-5
+    for sets, flags, field in ((["lora.r=0"], {}, "lora.r"), ([], {"lora.dropout": 1.0}, "lora.dropout"),
+                               (["learning_rate=0"], {}, "learning_rate"), (["precision=fp8"], {}, "precision"),
+                               (["lora.target_modules=[]"], {}, "lora.target_modules")):
+        with pytest.raises(UserError) as e:
+            load_finetune_config(cfg, flags, sets=sets)
+        assert "(given on the command line)" in str(e.value) and f"'{field}'" in str(e.value), str(e.value)
+    with pytest.raises(UserError, match=r"ft.yaml:5: field 'lora.r'"):
+        cfg.write_text("finetune:\n  epochs: 1\n  seed: 7\n  lora:\n    r: 0\n")
+        load_finetune_config(cfg, {"epochs": 2.0})
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """`selfinstruct finetune` up to run_finetune, which records the config instead of training."""
+    import selfinstruct.train.finetune as ft
+    from selfinstruct.io.errors import UserError
+
+    got = {}
+
+    def fake_run(cfg, data, out_dir, **kw):
+        got["cfg"], got["kw"] = cfg, kw
+        raise UserError("stopped before training")
+    monkeypatch.setattr(ft, "run_finetune", fake_run)
+    return got
+
+
+def test_cli_precedence_and_flag_shapes(tmp_path, captured):
+    cfg = tmp_path / "ft.yaml"
+    cfg.write_text("finetune:\n  epochs: 1\n  max_length: 64\n  lr_scheduler: cosine\n"
+                   "  lora:\n    r: 4\n    merge: false\n")
+    base = ["finetune", "-c", cfg, "-d", tmp_path, "-o", tmp_path / "m"]
+    res = _invoke(base + ["--set", "epochs=2", "--set", "max_length=96", "--epochs", 5, "--set", "lora.r=6",
+                          "--lora", "--merge", "--lora-target", "q_proj", "--lora-target", "v_proj", "--lr", "1e-4",
+                          "--no-gradient-checkpointing", "--precision", "fp32", "--max-steps", 3, "--no-eval"])
+    assert res.exit_code == 2 and "stopped before training" in res.stderr
+    c = captured["cfg"]
+    assert (c.epochs, c.max_length, c.lr_scheduler, c.lora.r) == (5.0, 96, "cosine", 6)  # flag > --set > YAML
+    assert c.lora.enabled and c.lora.merge and c.lora.target_modules == ["q_proj", "v_proj"]
+    assert (c.learning_rate, c.gradient_checkpointing, c.precision, c.max_steps) == (1e-4, False, "fp32", 3)
+    assert captured["kw"]["no_eval"] is True
+    _invoke(base)  # nothing given: the YAML values and the defaults
+    c = captured["cfg"]
+    assert (c.epochs, c.max_length, c.lora.r, c.lora.merge, c.lora.enabled, c.batch_size) == (1.0, 64, 4, False,
+                                                                                            False, 8)
+
+
+def test_cli_bad_values_given_on_command_line(tmp_path, captured):
+    base = ["finetune", "-d", tmp_path, "-o", tmp_path / "m"]
+    for extra, field in ((["--lora-r", 0], "lora.r"), (["--set", "lora.r=0"], "lora.r"),
+                         (["--epochs", 0], "epochs"), (["--set", "warmup=-1"], "warmup"),
+                         (["--set", "batch_size=two"], "batch_size"), (["--set", "bogus=1"], "bogus"),
+                         (["--set", "sft_args.no_such_arg=1"], "sft_args.no_such_arg")):
+        err = _one_line_error(_invoke(base + extra))
+        assert f"field '{field}'" in err and "(given on the command line)" in err, err
+    assert "cfg" not in captured
+
+
+def test_train_modules_small_and_public():
+    """Each module of the train package stays under 400 lines and imports no other module's _private names."""
+    import ast
+
+    for f in sorted((REPO / "selfinstruct" / "train").glob("*.py")):
+        text = f.read_text()
+        assert len(text.splitlines()) < 400, f"{f.name}: {len(text.splitlines())} lines"
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ImportFrom):
+                private = [a.name for a in node.names if a.name.startswith("_") and not a.name.endswith("__")]
+                assert not private, f"{f.name} imports {private} from {node.module}"

@@ -95,7 +95,7 @@ def test_full_chain_resume_and_determinism(engine, tmp_path):
     cfg = small(load_config(ROOT / "pipelines" / "default.yaml"))
     a = tmp_path / "a"
     summary = run_pipeline(cfg, a, quiet=True, backend=engine)
-    assert summary["bootstrap"]["rows"] == 8
+    assert summary["bootstrap"].rows == 8
 
     boot = stage_rows(a, "bootstrap")
     seeds = load_seed_tasks(PROJECT_SEEDS)
@@ -157,7 +157,7 @@ def test_alpaca_single_pass(engine, tmp_path):
     run = tmp_path / "alp"
     summary = run_pipeline(cfg, run, quiet=True, backend=engine)
     rows = stage_rows(run, "alpaca")
-    assert summary["alpaca"]["rows"] == len(rows) and 0 < len(rows) <= 6
+    assert summary["alpaca"].rows == len(rows) and 0 < len(rows) <= 6
     assert all(r["instances"] and r["instruction"] for r in rows)
     assert (run / "export" / "train.alpaca.json").exists()
 

@@ -1,4 +1,4 @@
-"""Exactness tests for selfinstruct.rouge against the reference rouge-score 0.1.2."""
+"""Exactness tests for selfinstruct.dedup (score, index, batch) against the reference rouge-score 0.1.2."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from hypothesis import strategies as st  # noqa: E402
 from rapidfuzz import process as rf_process  # noqa: E402
 from rapidfuzz.distance import LCSseq  # noqa: E402
 
-from selfinstruct.dedup import index as rouge  # noqa: E402
-from selfinstruct.dedup.index import Match, RougeIndex, dedup, rouge_l_f, tokenize  # noqa: E402
+from selfinstruct.dedup import Match, RougeIndex, dedup, rouge_l_f, tokenize  # noqa: E402
+from selfinstruct.dedup import batch, postings, score, search  # noqa: E402
 
 SEED_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "self_instruct_seed_tasks.jsonl"
 
@@ -178,7 +178,7 @@ def test_rouge_l_f_exact_larger(a, data):
 
 
 def test_rouge_l_f_tuple_fallback(monkeypatch):
-    monkeypatch.setattr(rouge, "_MAX_CHR_IDS", 2)
+    monkeypatch.setattr(score, "MAX_CHR_IDS", 2)
     a = "the cat sat on the mat".split()
     b = "a cat sat on a hat the".split()
     assert rouge_l_f(a, b) == ref_f(a, b)
@@ -387,13 +387,13 @@ def test_tuple_mode_fallback(monkeypatch, seed_corpus):
     seeds, texts = seed_corpus
     sub = texts[:600]
     expect = dedup(sub, 0.7, pool=seeds)
-    monkeypatch.setattr(rouge, "_MAX_CHR_IDS", 50)
+    monkeypatch.setattr(score, "MAX_CHR_IDS", 50)
     assert dedup(sub, 0.7, pool=seeds) == expect
     idx = RougeIndex(0.7)
     for i, s in enumerate(seeds):
         idx.add(s, f"pool:{i}")
     assert [idx.check_add(t, str(i)) for i, t in enumerate(sub)] == expect
-    assert not idx._str_mode
+    assert idx.tuple_encoding
 
 
 def test_dedup_progress_and_keys():
@@ -457,9 +457,9 @@ def test_small_block_size_paths(monkeypatch, seed_corpus):
     sub = texts[:1500]
     expect = [r[0] for r in ref_greedy_fast(sub, 0.7, pool=seeds, check_pairs=False)]
     for block, big, split in [(7, 1, 1), (100, 10**9, 10**9), (333, 4, 3)]:
-        monkeypatch.setattr(rouge, "_BLOCK", block)
-        monkeypatch.setattr(rouge, "_BIG", big)
-        monkeypatch.setattr(rouge, "_SPLIT", split)
+        monkeypatch.setattr(batch, "BLOCK_SIZE", block)
+        monkeypatch.setattr(search, "BIG_GROUP", big)
+        monkeypatch.setattr(postings, "SPLIT_ABOVE", split)
         assert [m.duplicate for m in dedup(sub, 0.7, pool=seeds)] == expect
         idx = RougeIndex(0.7)
         for i, s in enumerate(seeds):
@@ -479,8 +479,8 @@ def test_dedup_block_and_sequential_modes(monkeypatch, seed_corpus, sequential_b
     seeds, texts = seed_corpus
     sub = texts[:500]
     ref = ref_greedy_fast(sub, threshold, pool=seeds[:60], check_pairs=False)
-    monkeypatch.setattr(rouge, "_SEQUENTIAL_BELOW", sequential_below)
-    monkeypatch.setattr(rouge, "_BLOCK", 97)
+    monkeypatch.setattr(batch, "SEQUENTIAL_BELOW", sequential_below)
+    monkeypatch.setattr(batch, "BLOCK_SIZE", 97)
     res = dedup(sub, threshold, pool=seeds[:60], floor=floor)
     fl = threshold if floor is None else floor
     assert [m.duplicate for m in res] == [r[0] for r in ref]
@@ -489,3 +489,36 @@ def test_dedup_block_and_sequential_modes(monkeypatch, seed_corpus, sequential_b
             assert (m.nearest, m.score) == (key, best)
         else:
             assert m.nearest is None
+
+
+def test_external_order_index_refuses_text_methods():
+    idx = RougeIndex(0.7, external_order=True)
+    assert idx.external_order and not RougeIndex(0.7).external_order
+    for call in (lambda: idx.add("a b", "k"), lambda: idx.query("a b"), lambda: idx.check_add("a b", "k"), idx.state):
+        with pytest.raises(RuntimeError):
+            call()
+    with pytest.raises(RuntimeError):
+        RougeIndex(0.7).add_encoded("k", "a b", "\x00\x01", 2, [0, 1])
+    # the encoded API alone: add, defer postings, post, match
+    item = idx.add_encoded("k", "a b c", "\x00\x01\x02", 3, None)
+    assert idx.key(item) == "k" and len(idx) == 1 and list(idx.posted_ranks()) == []
+    assert idx.match_encoded("\x00\x01\x02", 3, [0, 1]) == Match(False, None, 0.0)
+    idx.post_prefix(item, [0, 1])
+    assert sorted(idx.posted_ranks()) == [0, 1]
+    assert idx.match_encoded("\x00\x01\x02", 3, [0, 1]) == Match(True, "k", 1.0)
+
+
+def test_dedup_package_layout():
+    # small modules; no module imports a private name of another
+    import ast
+
+    pkg = Path(score.__file__).parent
+    for path in sorted(pkg.glob("*.py")):
+        src = path.read_text(encoding="utf-8")
+        assert len(src.splitlines()) <= 400, path.name
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, ast.ImportFrom):
+                assert not any(a.name.startswith("_") for a in node.names), (path.name, node.module)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                if node.value.id in ("score", "postings", "search", "index", "batch"):
+                    assert not node.attr.startswith("_"), (path.name, node.value.id, node.attr)

@@ -1,13 +1,12 @@
 """The request window: order, fullness, gating, abort; and that a pipeline's output does not depend
 on the order or timing in which the backend finishes requests (the real-engine version of this is in
 test_integration: an uninterrupted run vs crashed-and-resumed runs)."""
-import hashlib
 import json
-import random
 
 import pytest
 
-from selfinstruct.backends.base import Backend, Completion, Request
+from selfinstruct.backends.base import Request
+from selfinstruct.backends.fake import FakeBackend
 from selfinstruct.generate.config import load_config
 from selfinstruct.generate.pipeline import run_pipeline
 from selfinstruct.generate.scheduler import Window
@@ -15,50 +14,12 @@ from selfinstruct.io.shards import read_stage_rows
 
 from .conftest import ROOT
 
-WORDS = ("river mountain poem budget recipe sentence customer email planet story invoice garden "
-         "protein melody chess bridge ticket vaccine rocket lantern harbor violin glacier desert").split()
-
-
-class ScrambledBackend(Backend):
-    """Finishes the started requests in a random order, a random number per poll. Its answer is a
-    pure function of the request (prompt + seed), like a seeded LLM: numbered tasks, so that bootstrap
-    parses them, whose words depend on the prompt (so on which demonstrations it shows)."""
-    kind = "scrambled"
-    model = "scrambled"
+class ScrambledBackend(FakeBackend):
+    """The shipped fake backend: answers are a pure function of the request; requests finish in a
+    random order, a random number per poll."""
 
     def __init__(self, seed=0, cap=8):
-        self.rng, self.cap = random.Random(seed), cap
-        self.live, self.n, self.max_live, self.aborted, self.started = {}, 0, 0, [], []
-
-    def start(self, request):
-        self.n += 1
-        self.live[self.n] = request
-        self.started.append(request)
-        self.max_live = max(self.max_live, len(self.live))
-        return self.n
-
-    @staticmethod
-    def answer(r: Request) -> str:
-        prompt = r.prompt if isinstance(r.prompt, str) else str(r.prompt)
-        rng = random.Random(hashlib.sha256(f"{prompt}|{r.seed}".encode()).hexdigest())
-        tasks = [" ".join([rng.choice(["Describe", "Explain", "Compare", "Summarize"])] + rng.sample(WORDS, 7)) + "."
-                 for _ in range(rng.randint(0, 3))]
-        return "".join(f" {t}\nTask {10 + i}:" for i, t in enumerate(tasks))
-
-    def poll(self):
-        if not self.live:
-            return []
-        hs = self.rng.sample(sorted(self.live), self.rng.randint(1, len(self.live)))
-        return [(h, Completion(text=self.answer(self.live.pop(h)), finish_reason="stop", completion_tokens=5))
-                for h in hs]
-
-    def abort(self, handles):
-        for h in handles:
-            self.live.pop(h, None)
-        self.aborted += list(handles)
-
-    def capacity(self, request):
-        return self.cap
+        super().__init__(order_seed=seed, cap=cap)
 
 
 def reqs(tag, n):

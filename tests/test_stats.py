@@ -9,7 +9,9 @@ from rouge_score import rouge_scorer
 
 from selfinstruct.cli import main
 from selfinstruct.io.shards import StageStore
-from selfinstruct.report.stats import compute_stats, format_terminal, verb_object
+from selfinstruct.report.compute import compute_report
+from selfinstruct.report.diversity import verb_object
+from selfinstruct.report.text import format_terminal
 
 from .conftest import write_jsonl
 
@@ -127,7 +129,8 @@ def run_dir(tmp_path_factory):
 
 
 def test_stage_numbers_exact(run_dir):
-    rep = compute_stats(run_dir)
+    report = compute_report(run_dir)
+    rep = report.to_dict()
     st = {s["stage"]: s for s in rep["stages"]}
     assert [s["stage"] for s in rep["stages"]] == ["bootstrap", "classify", "instances", "filter", "export"]
     b = st["bootstrap"]
@@ -152,7 +155,7 @@ def test_stage_numbers_exact(run_dir):
     assert rep["length"]["generated"] == [len(t.split()) for _, t, _ in GENERATED]
     assert not any("warning" in s for s in rep["stages"])
 
-    text = format_terminal(rep)
+    text = format_terminal(report)
     assert all(len(line) <= 100 for line in text.splitlines()), max(text.splitlines(), key=len)
     assert re.search(r"^bootstrap\s+complete\s+13\s+8\s+5\s+61\.5%\s+8\s+810\s+190$", text, re.M)
     assert re.search(r"^filter\s+instance\s+empty_output\s+2\s+25\.0%$", text, re.M)
@@ -161,7 +164,7 @@ def test_stage_numbers_exact(run_dir):
 
 
 def test_rouge_to_nearest_seed_matches_rouge_score(run_dir):
-    rep = compute_stats(run_dir)
+    rep = compute_report(run_dir).to_dict()
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     ref = [max(scorer.score(t, s)["rougeL"].fmeasure for _, s, _ in SEEDS) for _, t, _ in GENERATED]
     assert rep["rouge"]["scores"] == ref  # exact, not approximate
@@ -199,7 +202,7 @@ def test_verb_object(text, expected):
 
 
 def test_diversity_counts(run_dir):
-    dv = compute_stats(run_dir)["diversity"]
+    dv = compute_report(run_dir).to_dict()["diversity"]
     # write/poem, give/tips, classify/animal, summarize/article, explain(-), answer(-) ; 2 questions
     assert dv["kinds"] == {"verb_object": 4, "verb": 2, "question": 1, "other": 1}
     assert dv["distinct_verbs"] == 6 and dv["distinct_pairs"] == 4

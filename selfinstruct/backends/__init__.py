@@ -1,17 +1,50 @@
-"""Generation backends: the in-process vLLM engine, or any OpenAI-compatible server."""
+"""Generation backends, registered by name: the in-process vLLM engine (`vllm`), any OpenAI-compatible
+server (`openai`), and whatever else registers itself with `@register_backend(name, Options)`. The
+config section of a backend, the CLI's `--backend` choices and the fail-fast model check all come from
+this registry."""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 from .base import Backend, Completion, Request
 
 
-def make_backend(cfg, model_path: str) -> Backend:
-    if cfg.backend == "vllm":
-        from .vllm_engine import VllmBackend
-        return VllmBackend(model_path, cfg.vllm, seed=cfg.seed)
-    if cfg.backend == "openai":
-        from .openai_server import OpenAIBackend
-        return OpenAIBackend(model_path, cfg.openai)
-    raise ValueError(cfg.backend)
+@dataclass(frozen=True)
+class BackendSpec:
+    name: str
+    cls: type[Backend]
+    options: type  # the dataclass of its config section
+    local_model: bool  # the model must be a folder here (in-process engines): resolved before anything runs
+    in_process: bool  # holds the model in this machine's (GPU) memory: one such engine at a time
 
 
-__all__ = ["Backend", "Completion", "Request", "make_backend"]
+_BACKENDS: dict[str, BackendSpec] = {}
+
+
+def register_backend(name: str, options: type, *, local_model: bool = False, in_process: bool = False):
+    """Class decorator: `cls(model, options, seed=...)` becomes available as `backend: name`."""
+    def deco(cls: type[Backend]) -> type[Backend]:
+        cls.kind = name
+        _BACKENDS[name] = BackendSpec(name, cls, options, local_model, in_process)
+        return cls
+    return deco
+
+
+def backends() -> dict[str, BackendSpec]:
+    return dict(_BACKENDS)
+
+
+def backend_spec(name: str) -> BackendSpec:
+    return _BACKENDS[name]
+
+
+def create_backend(name: str, model: str, options: Any, *, seed: int = 0) -> Backend:
+    return _BACKENDS[name].cls(model, options, seed=seed)
+
+
+# the built-in backends register themselves (neither imports vllm or httpx until it is created)
+from . import openai_server, vllm_engine  # noqa: E402,F401
+
+__all__ = ["Backend", "BackendSpec", "Completion", "Request", "backend_spec", "backends", "create_backend",
+           "register_backend"]

@@ -11,9 +11,18 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from dataclasses import dataclass
 from typing import Hashable
 
+from ..io.settings import setting
+from . import register_backend
 from .base import Backend, Completion, Request
+
+
+@dataclass
+class FakeOptions:
+    capacity: int = setting(8, min=1, help="requests it says it runs at once")
+    order_seed: int = setting(0, help="seed of the order in which requests finish")
 
 WORDS = ("river mountain poem budget recipe sentence customer email planet story invoice garden "
          "protein melody chess bridge ticket vaccine rocket lantern harbor violin glacier desert").split()
@@ -97,13 +106,16 @@ def _alpaca(rng: random.Random, first: int) -> str:
     return "\n###\n".join(blocks).split("Instruction:", 1)[1]  # the prompt ends with the first "N. Instruction:"
 
 
+@register_backend("fake", FakeOptions)
 class FakeBackend(Backend):
     """Finishes the started requests in a random order (seeded), a random number per poll."""
-    kind = "fake"
 
-    def __init__(self, model: str = "fake", seed: int = 0, cap: int = 8):
+    def __init__(self, model: str = "fake", options: FakeOptions | None = None, seed: int = 0, *,
+                 order_seed: int | None = None, cap: int | None = None):
+        options = options or FakeOptions()
         self.model = model
-        self.rng, self.cap = random.Random(seed), cap
+        self.rng = random.Random(options.order_seed if order_seed is None else order_seed)
+        self.cap = options.capacity if cap is None else cap
         self.live: dict[int, Request] = {}
         self.n = self.max_live = 0
         self.aborted: list[Hashable] = []

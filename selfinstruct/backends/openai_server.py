@@ -9,17 +9,31 @@ import os
 import queue
 import random
 import threading
+from dataclasses import dataclass
 from typing import Any
 
+from ..io.settings import setting
+from . import register_backend
 from .base import Backend, Completion, Request
+
+
+@dataclass
+class OpenAIOptions:
+    """Any OpenAI-compatible server (`vllm serve`). The API key is read from the env var named here."""
+    base_urls: list[str] = setting(factory=lambda: ["http://127.0.0.1:8000/v1"],
+                                   help="server URL(s), requests are spread over them")
+    api_key_env: str = setting("OPENAI_API_KEY", help="environment variable that holds the API key")
+    max_concurrency: int = setting(32, min=1, help="requests in flight at once (all URLs together)")
+    timeout_s: float = setting(120.0, min=0.0, min_exclusive=True, help="timeout per request, seconds")
+    max_retries: int = setting(6, min=0, help="retries of a failed request (connection errors, 5xx, 429)")
+    backoff_s: float = setting(0.5, min=0.0, help="first retry delay, doubled each retry")
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
+@register_backend("openai", OpenAIOptions)
 class OpenAIBackend(Backend):
-    kind = "openai"
-
-    def __init__(self, model: str, opts, served_model: str | None = None):
+    def __init__(self, model: str, opts: OpenAIOptions, seed: int = 0, served_model: str | None = None):
         import httpx  # noqa: F401  (fail early if missing)
 
         self.opts = opts

@@ -2,9 +2,28 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from ..io.settings import setting
+from . import register_backend
 from .base import Backend, Completion, Request
+
+
+@dataclass
+class VllmOptions:
+    """Extra engine arguments for the in-process vLLM engine (vllm.LLM)."""
+    max_model_len: int = setting(2048, min=16, help="context length of the engine (prompt + completion)")
+    dtype: str = setting("auto", choices=("auto", "float32", "bfloat16", "float16", "half", "float"),
+                         help="weights dtype (auto: float32 for the embedded model, else the model's)")
+    gpu_memory_utilization: float | None = setting(
+        None, min=0.0, max=1.0, min_exclusive=True,
+        help="share of GPU memory the engine takes (null: 0.9 on GPU; on CPU sized from the model)")
+    tensor_parallel_size: int = setting(1, min=1, help="GPUs per engine (tensor parallel)")
+    enforce_eager: bool = setting(False, help="no CUDA graphs (faster start, slower decoding)")
+    trust_remote_code: bool = setting(False, help="run the model repository's own code")
+    extra: dict[str, Any] = setting(factory=dict, help="any other vllm.LLM argument")
 
 
 def on_cpu() -> bool:
@@ -109,8 +128,8 @@ def engine_kwargs(model_path: str, *, max_model_len: int, dtype: str = "auto",
     return kwargs
 
 
+@register_backend("vllm", VllmOptions, local_model=True, in_process=True)
 class VllmBackend(Backend):
-    kind = "vllm"
 
     def __init__(self, model_path: str, opts, seed: int = 0):
         self.model = model_path

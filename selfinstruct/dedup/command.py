@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..io.errors import UserError
 from ..io.jsonl import atomic_write_jsonl, iter_jsonl
-from .index import dedup
+from .batch import dedup
 
 
 def _texts(path: Path, field: str):

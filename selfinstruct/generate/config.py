@@ -1,339 +1,177 @@
-"""Pipeline configuration: YAML -> typed dataclasses, with errors that name file:line and the field."""
+"""The pipeline configuration: the top-level settings, one section per registered backend (its
+options) and one per registered stage (its `Config`). Sections come from the registries, so a new
+stage or backend adds its section without touching this file. Loading: YAML < `--set key=value` <
+dedicated command-line flags; every error names file:line and the field."""
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..io.errors import UserError
+from ..backends import backends
+from ..io.settings import (Err, Lines, apply_overrides, build, error_reporter, parse_set, public_fields, read_yaml,
+                           setting, to_dict)
+from ..models import EMBEDDED_MODEL
+from .registry import stages as registered_stages
 
 
 @dataclass
 class Sampling:
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_tokens: int = 256
-    stop: list[str] = field(default_factory=list)
-    frequency_penalty: float = 0.0
-    presence_penalty: float = 0.0
-
-
-@dataclass
-class VllmOptions:
-    """Extra engine arguments for the in-process vLLM engine (vllm.LLM)."""
-    max_model_len: int = 2048
-    dtype: str = "auto"
-    gpu_memory_utilization: float | None = None  # None: 0.9 on GPU; on CPU sized from the model
-    tensor_parallel_size: int = 1
-    enforce_eager: bool = False
-    trust_remote_code: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class OpenAIOptions:
-    """Any OpenAI-compatible server (`vllm serve`). The API key is read from the env var named here."""
-    base_urls: list[str] = field(default_factory=lambda: ["http://127.0.0.1:8000/v1"])
-    api_key_env: str = "OPENAI_API_KEY"
-    max_concurrency: int = 32
-    timeout_s: float = 120.0
-    max_retries: int = 6
-    backoff_s: float = 0.5
+    temperature: float = setting(1.0, min=0.0, help="0: greedy")
+    top_p: float = setting(1.0, min=0.0, max=1.0, min_exclusive=True)
+    max_tokens: int = setting(256, min=1, help="completion budget per request")
+    stop: list[str] = setting(factory=list, help="stop strings")
+    frequency_penalty: float = setting(0.0, min=-2.0, max=2.0)
+    presence_penalty: float = setting(0.0, min=-2.0, max=2.0)
 
 
 @dataclass
 class InstructionFilters:
-    rouge_threshold: float = 0.7
-    min_words: int = 3
-    max_words: int = 150
-    blocked_keywords: list[str] = field(default_factory=lambda: [
+    rouge_threshold: float = setting(0.7, min=0.0, max=1.0, help="drop when ROUGE-L F1 to the pool > this")
+    min_words: int = setting(3, min=0)
+    max_words: int = setting(150, min=1)
+    blocked_keywords: list[str] = setting(factory=lambda: [
         "image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps",
         "draw", "plot", "go to", "video", "audio", "music", "flowchart", "diagram", "photo", "photos"])
-    blocked_prefixes: list[str] = field(default_factory=lambda: ["Write a program"])
+    blocked_prefixes: list[str] = setting(factory=lambda: ["Write a program"])
 
 
 @dataclass
-class BootstrapConfig:
-    num_instructions: int = 100
-    prompt_format: str = "completion"  # completion | chat
-    num_seed_demos: int = 6
-    num_machine_demos: int = 2
-    requests_per_round: int = 16
-    max_rounds: int = 200
-    nearest_floor: float = 0.0  # nearest-instruction provenance is exact whenever its score > this
-    overlap_depth: int = 16  # look-ahead: round r is built (its machine demos picked) once rounds <= r - depth are done
-    sampling: Sampling = field(default_factory=lambda: Sampling(temperature=1.0, top_p=1.0, max_tokens=256))
-    filters: InstructionFilters = field(default_factory=InstructionFilters)
-
-
-@dataclass
-class ClassifyConfig:
-    num_demos: int = 12
-    batch_size: int = 256
-    sampling: Sampling = field(default_factory=lambda: Sampling(temperature=0.0, max_tokens=4))
-
-
-@dataclass
-class InstancesConfig:
-    num_demos: int = 3
-    max_instances: int = 5
-    batch_size: int = 256
-    sampling: Sampling = field(default_factory=lambda: Sampling(temperature=0.0, max_tokens=300))
-
-
-@dataclass
-class AlpacaConfig:
-    """Alpaca single-pass generation: each prompt yields up to `tasks_per_prompt` (instruction, input, output)."""
-    num_instructions: int = 100
-    num_demos: int = 3
-    tasks_per_prompt: int = 20
-    requests_per_round: int = 16
-    max_rounds: int = 200
-    nearest_floor: float = 0.0
-    overlap_depth: int = 16
-    prompt_format: str = "completion"
-    sampling: Sampling = field(default_factory=lambda: Sampling(temperature=1.0, top_p=1.0, max_tokens=1024))
-    filters: InstructionFilters = field(default_factory=InstructionFilters)
-
-
-@dataclass
-class FilterConfig:
-    max_output_words: int = 400
-    max_input_words: int = 400
-    min_output_chars: int = 1
-    max_instances: int = 5
-
-
-@dataclass
-class ExportConfig:
-    eval_fraction: float = 0.1
-    formats: list[str] = field(default_factory=lambda: ["messages", "prompt_completion", "alpaca"])
-    system_prompt: str | None = None
-
-
-STAGE_CONFIGS: dict[str, type] = {
-    "bootstrap": BootstrapConfig, "classify": ClassifyConfig, "instances": InstancesConfig,
-    "alpaca": AlpacaConfig, "filter": FilterConfig, "export": ExportConfig,
-}
-PIPELINES = {
-    ("bootstrap", "classify", "instances", "filter", "export"),
-    ("alpaca", "filter", "export"),
-    ("bootstrap",), ("bootstrap", "classify"), ("bootstrap", "classify", "instances"),
-    ("bootstrap", "classify", "instances", "filter"), ("alpaca",), ("alpaca", "filter"),
-}
+class StageModel:
+    """Where a stage's requests go, when not where the pipeline's go (a teacher, a judge)."""
+    model: str | None = setting(None, help="this stage's model (default: the pipeline's)")
+    backend: str | None = setting(None, help="this stage's backend (default: the pipeline's)")
+    base_urls: list[str] | None = setting(None, help="server URLs for an OpenAI-compatible backend")
 
 
 @dataclass
 class PipelineConfig:
-    name: str = "default"
-    seed: int = 42
-    model: str = "embedded:smollm2-135m-instruct"
-    backend: str = "vllm"  # vllm | openai
-    seed_tasks: str = "seed_tasks/seed_tasks.jsonl"
-    stages: list[str] = field(default_factory=lambda: ["bootstrap", "classify", "instances", "filter", "export"])
-    vllm: VllmOptions = field(default_factory=VllmOptions)
-    openai: OpenAIOptions = field(default_factory=OpenAIOptions)
-    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
-    classify: ClassifyConfig = field(default_factory=ClassifyConfig)
-    instances: InstancesConfig = field(default_factory=InstancesConfig)
-    alpaca: AlpacaConfig = field(default_factory=AlpacaConfig)
-    filter: FilterConfig = field(default_factory=FilterConfig)
-    export: ExportConfig = field(default_factory=ExportConfig)
-    source: str | None = field(default=None, metadata={"internal": True})  # file it was loaded from
+    name: str = setting("default", help="run name (default run directory: runs/NAME)")
+    seed: int = setting(42, flag="--seed", help="global seed; per-request seeds derive from it")
+    model: str = setting(EMBEDDED_MODEL, flag="--model",
+                         help="HF model id or local path (default: the embedded SmolLM2-135M-Instruct)")
+    backend: str = setting("vllm", flag="--backend",
+                           help="vllm: in-process engine; openai: any OpenAI-compatible server (`vllm serve`)")
+    seed_tasks: str = setting("seed_tasks/seed_tasks.jsonl", help="seed task file (JSONL or Alpaca JSON)")
+    stages: list[str] = setting(factory=lambda: ["bootstrap", "classify", "instances", "filter", "export"],
+                                help="stages in order")
+    sections: dict[str, Any] = setting(factory=dict, internal=True)  # backend options and stage configs
+    source: str | None = setting(None, internal=True)  # the file it was loaded from
 
-    def stage(self, name: str):
-        return getattr(self, name)
+    def __getattr__(self, name: str) -> Any:  # cfg.bootstrap, cfg.vllm, ...
+        sections = self.__dict__.get("sections") or {}
+        if name in sections:
+            return sections[name]
+        raise AttributeError(name)
+
+    def stage(self, name: str) -> Any:
+        return self.sections[name]
+
+    def model_of(self, stage: str) -> str:
+        return getattr(self.stage(stage), "model", None) or self.model
+
+    def backend_of(self, stage: str) -> str:
+        return getattr(self.stage(stage), "backend", None) or self.backend
+
+    def backend_options(self, stage: str) -> Any:
+        """The options of the stage's backend, with the stage's own server URLs when it sets them."""
+        opts = self.sections[self.backend_of(stage)]
+        urls = getattr(self.stage(stage), "base_urls", None)
+        if urls and hasattr(opts, "base_urls"):
+            opts = dataclasses.replace(opts, base_urls=list(urls))
+        return opts
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d.pop("source", None)
+        d = to_dict(self)
+        d.update((name, dataclasses.asdict(sec)) for name, sec in self.sections.items())
         return d
+
+    def check(self, err: Err) -> None:
+        known = backends()
+        for stage_name in ["", *self.stages]:
+            b = self.backend if not stage_name else getattr(self.sections.get(stage_name), "backend", None)
+            if b is not None and b not in known:
+                where = f"{stage_name}.backend" if stage_name else "backend"
+                err(where, f"must be one of {', '.join(sorted(known))}, got {b!r}")
+        check_wiring(self.stages, err)
+
+
+def check_wiring(names: list[str], err: Err) -> None:
+    """The stage list is valid when it starts with a generator, every stage finds the record fields it
+    reads among those written before it, and nothing follows a stage that writes no records."""
+    registered = registered_stages()
+    if not names:
+        err("stages", "no stages")
+    fields: set[str] = set()
+    for i, name in enumerate(names):
+        if name not in registered:
+            err(f"stages[{i}]", f"unknown stage {name!r}; registered: {', '.join(registered)}")
+        st = registered[name]
+        if names.count(name) > 1:
+            err("stages", f"stage {name!r} appears twice")
+        if i == 0 and not st.generator:
+            gens = [n for n, s in registered.items() if s.generator]
+            err("stages", f"unsupported stage list {names}: it must start with a generator stage "
+                          f"({' or '.join(gens)}), e.g. [bootstrap, classify, instances, filter, export]")
+        if i > 0 and st.generator:
+            err("stages", f"unsupported stage list {names}: {name!r} generates instructions; it can only come first")
+        missing = sorted(st.reads - fields)
+        if missing:
+            err("stages", f"unsupported stage list {names}: {name!r} reads {', '.join(missing)}, "
+                          "which no earlier stage writes")
+        if i > 0 and registered[names[i - 1]].sink:
+            err("stages", f"unsupported stage list {names}: nothing can follow {names[i - 1]!r}")
+        fields = (fields - st.removes) | st.writes
+
+
+def section_classes() -> dict[str, type]:
+    """Every config section: backend options, then stage configs, by name."""
+    out = {name: spec.options for name, spec in backends().items()}
+    out.update((name, st.Config) for name, st in registered_stages().items())
+    return out
+
+
+def build_config(data: dict[str, Any], err: Err) -> PipelineConfig:
+    classes = section_classes()
+    top = {k: v for k, v in data.items() if k not in classes}
+    allowed = set(public_fields(PipelineConfig)) | set(classes)
+    for key in top:
+        if key not in allowed:
+            close = [n for n in sorted(allowed) if n.startswith(str(key)[:3])]
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            err(str(key), f"unknown key{hint}; allowed: {', '.join(sorted(allowed))}")
+    sections = {}
+    for name, cls in classes.items():
+        raw = data.get(name)
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            err(name, f"expected a mapping, got {type(raw).__name__}")
+        sections[name] = build(cls, raw, err, name)
+    cfg = build(PipelineConfig, top, err)  # checks the top-level keys and the stage wiring
+    cfg.sections = sections
+    cfg.check(err)  # again, now that the stages' own backends are known
+    return cfg
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None, sets: tuple[str, ...] | list[str] = ()
+                ) -> PipelineConfig:
+    """YAML, then `--set` items, then `overrides` (dedicated flags: dotted keys, None = not given)."""
+    path = Path(path)
+    data, lines = read_yaml(path)
+    apply_overrides(data, dict(parse_set(s) for s in sets), lines)
+    apply_overrides(data, {k: v for k, v in (overrides or {}).items() if v is not None}, lines)
+    cfg = build_config(data, error_reporter(path, lines))
+    cfg.source = str(path)
+    return cfg
+
+
+def default_config() -> PipelineConfig:
+    return build_config({}, error_reporter(None, Lines()))
 
 
 def stable_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
-
-
-# ---------------------------------------------------------------- loading with line numbers
-
-class _Lines:
-    """Line numbers of YAML keys and values, by dotted path."""
-
-    def __init__(self, node: yaml.Node | None):
-        self.lines: dict[str, int] = {}
-        if node is not None:
-            self._walk(node, "")
-
-    def _walk(self, node: yaml.Node, path: str) -> None:
-        self.lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                p = f"{path}.{k.value}" if path else str(k.value)
-                self.lines[p] = k.start_mark.line + 1
-                self._walk(v, p)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value):
-                self._walk(v, f"{path}[{i}]")
-
-    def get(self, path: str) -> int | None:
-        while path:
-            if path in self.lines:
-                return self.lines[path]
-            path = path.rpartition(".")[0] if "." in path else ""
-        return None
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is list:
-        return f"list of {_type_name(typing.get_args(tp)[0])}"
-    if origin is dict:
-        return "mapping"
-    return {type(None): "null", float: "number"}.get(tp, getattr(tp, "__name__", str(tp)))
-
-
-def _convert(value: Any, tp: Any, path: str, err) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _convert(value, inner[0], path, err)
-    if dataclasses.is_dataclass(tp):
-        if value is None:
-            value = {}
-        if not isinstance(value, dict):
-            err(path, f"expected a mapping, got {type(value).__name__}")
-        return _build(tp, value, path, err)
-    if origin is list:
-        if not isinstance(value, list):
-            err(path, f"expected {_type_name(tp)}, got {type(value).__name__}")
-        return [_convert(v, args[0], f"{path}[{i}]", err) for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            err(path, f"expected a mapping, got {type(value).__name__}")
-        return dict(value)
-    if tp is Any:
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            err(path, f"expected a number, got {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            err(path, f"expected an integer, got {value!r}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            err(path, f"expected true or false, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            err(path, f"expected a string, got {value!r}")
-        return value
-    return value
-
-
-def _build(cls: type, data: dict[str, Any], path: str, err) -> Any:
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
-    kwargs = {}
-    for key, value in data.items():
-        p = f"{path}.{key}" if path else str(key)
-        if key not in fields:
-            close = [n for n in fields if n.startswith(str(key)[:3])]
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            err(p, f"unknown key{hint}; allowed: {', '.join(sorted(fields))}")
-        kwargs[key] = _convert(value, hints[key], p, err)
-    return cls(**kwargs)
-
-
-def _validate(cfg: PipelineConfig, err) -> None:
-    if cfg.backend not in ("vllm", "openai"):
-        err("backend", f"must be 'vllm' or 'openai', got {cfg.backend!r}")
-    if tuple(cfg.stages) not in PIPELINES:
-        err("stages", f"unsupported stage list {cfg.stages}; use [bootstrap, classify, instances, filter, export] "
-                      "or [alpaca, filter, export] (or a prefix of either)")
-    for name in ("bootstrap", "alpaca"):
-        st = getattr(cfg, name)
-        if st.num_instructions < 1:
-            err(f"{name}.num_instructions", "must be >= 1")
-        if st.prompt_format not in ("completion", "chat"):
-            err(f"{name}.prompt_format", f"must be 'completion' or 'chat', got {st.prompt_format!r}")
-        if not 0.0 <= st.filters.rouge_threshold <= 1.0:
-            err(f"{name}.filters.rouge_threshold", "must be between 0 and 1")
-        if st.requests_per_round < 1:
-            err(f"{name}.requests_per_round", "must be >= 1")
-        if st.overlap_depth < 1:
-            err(f"{name}.overlap_depth", "must be >= 1 (1: one round at a time)")
-    if cfg.bootstrap.num_seed_demos + cfg.bootstrap.num_machine_demos < 1:
-        err("bootstrap.num_seed_demos", "at least one demonstration is needed")
-    if not 0.0 <= cfg.export.eval_fraction < 1.0:
-        err("export.eval_fraction", "must be in [0, 1)")
-    for i, f in enumerate(cfg.export.formats):
-        if f not in ("messages", "prompt_completion", "alpaca"):
-            err(f"export.formats[{i}]", f"unknown format {f!r}; use messages, prompt_completion, alpaca")
-    for name in ("bootstrap", "classify", "instances", "alpaca"):
-        s = getattr(cfg, name).sampling
-        if s.max_tokens < 1:
-            err(f"{name}.sampling.max_tokens", "must be >= 1")
-        if s.temperature < 0:
-            err(f"{name}.sampling.temperature", "must be >= 0")
-        if not 0 < s.top_p <= 1:
-            err(f"{name}.sampling.top_p", "must be in (0, 1]")
-
-
-def read_yaml(path: str | Path) -> tuple[dict[str, Any], _Lines]:
-    """Read a YAML mapping and the line of every key; any problem is a UserError naming file:line."""
-    path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise UserError("config file not found", path=path) from None
-    except (IsADirectoryError, PermissionError) as e:
-        raise UserError(f"cannot read config: {e.strerror}", path=path) from None
-    except UnicodeDecodeError as e:
-        raise UserError(f"config is not valid UTF-8 (byte {e.start})", path=path) from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise UserError(f"invalid YAML: {problem}", path=path,
-                        line=mark.line + 1 if mark else None) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise UserError(f"expected a mapping at the top level, got {type(data).__name__}", path=path, line=1)
-    return data, _Lines(node)
-
-
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> PipelineConfig:
-    path = Path(path)
-    data, lines = read_yaml(path)
-
-    def err(p: str, msg: str):
-        raise UserError(msg, path=path, line=lines.get(p), field=p)
-
-    cfg = _build(PipelineConfig, data, "", err)
-    for key, value in (overrides or {}).items():
-        if value is None:
-            continue
-        obj = cfg
-        *parents, last = key.split(".")
-        for p in parents:
-            obj = getattr(obj, p)
-        setattr(obj, last, value)
-    _validate(cfg, err)
-    cfg.source = str(path)
-    return cfg

@@ -1,13 +1,14 @@
-"""What every stage gets: config, run directory, seed tasks, a lazily started backend, progress output."""
+"""What every stage gets: config, run directory, seed tasks, its backend and executor, progress output."""
 from __future__ import annotations
 
 import hashlib
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
+from ..backends import Backend
 from .config import PipelineConfig
+from .engines import Engines
 from .seeds import SeedTask
 
 
@@ -22,19 +23,15 @@ class Context:
     cfg: PipelineConfig
     run_dir: Path
     seeds: list[SeedTask]
-    backend_factory: Callable[[], object]
+    engines: Engines
     quiet: bool = False
-    _backend: object | None = field(default=None, repr=False)
 
-    @property
-    def backend(self):
-        if self._backend is None:
-            self._backend = self.backend_factory()
-        return self._backend
+    def backend_for(self, stage: str) -> Backend:
+        return self.engines.get(stage)
 
-    @property
-    def model_name(self) -> str:
-        return self.cfg.model
+    def executor_for(self, stage: str):
+        from .executor import LocalExecutor
+        return LocalExecutor(self.backend_for(stage))
 
     def log(self, msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)  # -q hides progress bars, not these few lines
@@ -43,8 +40,3 @@ class Context:
         from tqdm import tqdm
         return tqdm(total=total, initial=initial, desc=desc, unit="rec", disable=self.quiet,
                     file=sys.stderr, dynamic_ncols=True, leave=True)
-
-    def close(self) -> None:
-        if self._backend is not None:
-            self._backend.close()
-            self._backend = None

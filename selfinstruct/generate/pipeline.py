@@ -1,39 +1,43 @@
-"""Runs the configured stages in order. Each stage's shard set is keyed by a hash of its config, the
-model, its prompt template version, the global seed and the content of its input, so a re-run resumes
-exactly where it stopped, and a changed config is refused instead of being mixed in."""
+"""Runs the configured stages in order. Each stage's shard set is keyed by a hash of its config, its
+model's fingerprint, its prompt template version, the global seed and the content of its input, so a
+re-run resumes exactly where it stopped, and a changed config is refused instead of being mixed in."""
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
-from .config import PipelineConfig, stable_hash
-from .context import Context
+from ..backends import Backend
 from ..io.errors import UserError
 from ..io.jsonl import atomic_write_json
-from ..models import resolve_model
-from .prompts import TEMPLATE_VERSION
+from ..io.records import Counts
+from ..io.shards import SCHEMA, StageStore
+from ..provenance import library_versions
+from .config import PipelineConfig, stable_hash
+from .context import Context
+from .engines import Engines
+from .registry import get_stage
 from .seeds import load_seed_tasks
-from ..io.shards import StageStore
 
 
 def resolve_seed_path(cfg: PipelineConfig) -> Path:
+    """The seed file as given, else relative to the config file's folder or the one above it."""
     p = Path(cfg.seed_tasks).expanduser()
     if p.is_absolute() or p.exists() or not cfg.source:
         return p
-    alt = Path(cfg.source).resolve().parent / p
-    if alt.exists():
-        return alt
-    alt = Path(cfg.source).resolve().parent.parent / p
-    return alt if alt.exists() else p
+    for base in (Path(cfg.source).resolve().parent, Path(cfg.source).resolve().parent.parent):
+        if (base / p).exists():
+            return base / p
+    return p
 
 
-def stage_hash(cfg: PipelineConfig, stage: str, input_digest: str) -> str:
-    return stable_hash({"stage": stage, "config": dataclasses.asdict(cfg.stage(stage)), "model": cfg.model,
-                        "template": TEMPLATE_VERSION.get(stage), "seed": cfg.seed, "input": input_digest})
+def stage_hash(cfg: PipelineConfig, stage: str, input_digest: str, model: dict[str, Any] | None) -> str:
+    return stable_hash({"schema": SCHEMA, "stage": stage, "config": dataclasses.asdict(cfg.stage(stage)),
+                        "model": model, "template": get_stage(stage).template_version, "seed": cfg.seed,
+                        "input": input_digest})
 
 
 def check_writable(out: Path) -> None:
@@ -46,55 +50,59 @@ def check_writable(out: Path) -> None:
         raise UserError(f"output directory is not writable: {e.strerror}", path=out) from None
 
 
+@dataclass
+class StageSummary:
+    rows: int
+    counts: Counts
+    seconds: float
+
+
 def run_pipeline(cfg: PipelineConfig, out: Path, *, force: bool = False, quiet: bool = False,
-                 backend=None) -> dict[str, Any]:
+                 backend: Backend | None = None) -> dict[str, StageSummary]:
+    """`backend`: the caller's backend for every model stage (used, not closed)."""
     out = Path(out)
     seed_path = resolve_seed_path(cfg)
     seeds = load_seed_tasks(seed_path)
-    if cfg.backend == "vllm" and backend is None:
-        resolve_model(cfg.model)  # fail fast on a bad model path, before anything is written
+    ctx = Context(cfg=cfg, run_dir=out, seeds=seeds, engines=Engines(cfg, backend), quiet=quiet)
+    ctx.engines.log = ctx.log
+    model_stages = [s for s in cfg.stages if get_stage(s).uses_model]
+    models = {s: ctx.engines.fingerprint(s) for s in model_stages}  # fails fast on a bad model path
     check_writable(out)
-
-    def factory():
-        from ..backends import make_backend
-        return make_backend(cfg, resolve_model(cfg.model))
-
-    ctx = Context(cfg=cfg, run_dir=out, seeds=seeds, backend_factory=factory, quiet=quiet)
-    if backend is not None:  # the caller's backend: used, not closed
-        ctx.backend_factory, ctx._backend = (lambda: backend), None
-    atomic_write_json(out / "run.json", {"selfinstruct": __version__, "config": cfg.to_dict(),
-                                         "config_file": cfg.source, "seed_tasks": str(seed_path)})
+    atomic_write_json(out / "run.json", {
+        "schema": SCHEMA, "versions": library_versions(), "config": cfg.to_dict(), "config_file": cfg.source,
+        "seed_tasks": str(seed_path), "models": models})
     digest = hashlib.sha256(seed_path.read_bytes()).hexdigest()
-    from .stages import STAGES
 
-    summary: dict[str, Any] = {}
+    summary: dict[str, StageSummary] = {}
     prev = None
     try:
-        for name in cfg.stages:
-            store = StageStore(out, name, stage_hash(cfg, name, digest), force=force)
+        for i, name in enumerate(cfg.stages):
+            cls = get_stage(name)
+            store = StageStore(out, name, stage_hash(cfg, name, digest, models.get(name)), force=force)
             t0 = time.time()
             if store.complete:
                 ctx.log(f"{name}: already complete ({store.num_rows()} rows), skipping")
             else:
-                STAGES[name](ctx, store, prev)
-            summary[name] = {"rows": store.num_rows(), "counts": dict(store.counts),
-                             "seconds": round(time.time() - t0, 1)}
+                # which model wrote this stage's fields (the record keeps its own layout on disk)
+                store.manifest["provenance"] = {"model": models.get(name), "writes": sorted(cls.writes)}
+                cls(ctx, cfg.stage(name)).run(store, prev)
+            summary[name] = StageSummary(store.num_rows(), store.totals(), round(time.time() - t0, 1))
             digest, prev = store.digest(), store
+            if backend is None:
+                ctx.engines.release(cfg.stages[i + 1:], lambda s: get_stage(s).uses_model)
     finally:
         if backend is None:
-            ctx.close()
+            ctx.engines.close()
     return summary
 
 
-def format_summary(summary: dict[str, Any]) -> str:
+def format_summary(summary: dict[str, StageSummary]) -> str:
     lines = []
     for stage, info in summary.items():
-        c = info["counts"]
-        rej = {k.split(":", 1)[1]: v for k, v in c.items() if k.startswith(("reject:", "instance:", "note:"))}
-        extra = ", ".join(f"{k}={v}" for k, v in sorted(rej.items(), key=lambda kv: -kv[1]))
-        lines.append(f"{stage:<10} rows={info['rows']:<6} {('drops: ' + extra) if extra else ''}".rstrip())
-        more = {k: v for k, v in c.items() if not k.startswith(("reject:", "instance:", "note:"))
-                and k not in ("kept",)}
+        drops = sorted(info.counts.reasons().items(), key=lambda kv: -kv[1])
+        extra = ", ".join(f"{k}={v}" for k, v in drops)
+        lines.append(f"{stage:<10} rows={info.rows:<6} {('drops: ' + extra) if extra else ''}".rstrip())
+        more = {k: v for k, v in info.counts.tallies.items() if k != "kept"}
         if more:
             lines.append("           " + ", ".join(f"{k}={v}" for k, v in more.items()))
     return "\n".join(lines)

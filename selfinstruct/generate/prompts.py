@@ -1,10 +1,8 @@
-"""Prompt templates. Each template has a version string that is part of a stage's config hash,
-so editing a template invalidates (and refuses to mix with) shards written with the old one."""
+"""Prompt templates. A stage that uses one declares its `template_version`, which is part of its hash:
+edit a template, bump that version, and shards written with the old one are refused, not mixed in."""
 from __future__ import annotations
 
 from .seeds import SeedTask
-
-TEMPLATE_VERSION = {"bootstrap": "si-v1", "classify": "si-v1", "instances": "si-v1", "alpaca": "alpaca-v1"}
 
 BOOTSTRAP_HEADER = "Come up with a series of tasks:\n\n"
 BOOTSTRAP_CHAT_HEADER = ("Come up with a series of new, diverse tasks. Continue the numbered list below; "

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..backends.base import Completion, Request
 from ..io.records import Counts, Record, Reject
@@ -49,6 +49,7 @@ class Stage:
     writes: ClassVar[frozenset[str]] = frozenset()  # record fields it adds
     removes: ClassVar[frozenset[str]] = frozenset()  # record fields it drops
     generator: ClassVar[bool] = False  # starts a pipeline (reads the seed tasks, not a stage)
+    sink: ClassVar[bool] = False  # writes files, not records: nothing can follow it
     uses_model: ClassVar[bool] = False
     order: ClassVar[int] = 50  # where it is listed among a run's stages (generators 10, export 90)
 
@@ -99,11 +100,12 @@ class RoundsStage(Stage):
 
 class SinkStage(Stage):
     """Writes files from the whole input (streamed); its manifest lists them."""
+    sink = True
     order = 90
 
-    def write(self, records: Iterator[Record], store: "StageStore") -> Counts:
+    def write(self, inputs: "StageStore", store: "StageStore") -> tuple[list[str], Counts]:
+        """Write the files (each atomically) into `store.dir`; return their names and the counts."""
         raise NotImplementedError
 
     def run(self, store, inputs) -> None:
-        counts = self.write(inputs.records(), store)
-        store.finish_files(counts)
+        store.finish_files(*self.write(inputs, store))

@@ -10,13 +10,13 @@ from typing import Any, Iterable, Iterator
 from .errors import UserError
 
 
-def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line_number, object) for each non-blank line; raise UserError naming file:line on bad data."""
+def iter_lines(path: str | os.PathLike, missing: str = "file not found") -> Iterator[tuple[int, str]]:
+    """(line number, line) for each non-blank line, decoded as UTF-8; errors name file:line."""
     path = Path(path)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise UserError("file not found", path=path) from None
+        raise UserError(missing, path=path) from None
     except IsADirectoryError:
         raise UserError("is a directory, expected a JSONL file", path=path) from None
     except PermissionError:
@@ -26,15 +26,25 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
             line = bline.decode("utf-8")
         except UnicodeDecodeError as e:
             raise UserError(f"not valid UTF-8 (byte {e.start})", path=path, line=lineno) from None
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"invalid JSON: {e.msg} (column {e.colno})", path=path, line=lineno) from None
-        if not isinstance(obj, dict):
-            raise UserError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=lineno)
-        yield lineno, obj
+        if line.strip():
+            yield lineno, line
+
+
+def parse_line(line: str, path: str | os.PathLike, lineno: int) -> dict[str, Any]:
+    """One JSONL line as an object; anything else is a UserError naming file:line."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise UserError(f"invalid JSON: {e.msg} (column {e.colno})", path=path, line=lineno) from None
+    if not isinstance(obj, dict):
+        raise UserError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=lineno)
+    return obj
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line_number, object) for each non-blank line; raise UserError naming file:line on bad data."""
+    for lineno, line in iter_lines(path):
+        yield lineno, parse_line(line, path, lineno)
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:

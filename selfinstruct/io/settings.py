@@ -8,6 +8,7 @@ Cross-field rules live in the dataclass's own `check(self, err)` method."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from dataclasses import MISSING, dataclass, field
 from pathlib import Path
@@ -150,6 +151,9 @@ def type_name(tp: Any) -> str:
     return {type(None): "null", float: "number"}.get(tp, getattr(tp, "__name__", str(tp)))
 
 
+_EXPONENT = re.compile(r"[-+]?[0-9]+[eE][-+]?[0-9]+")
+
+
 def convert(value: Any, tp: Any, path: str, err: Err) -> Any:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if _is_union(tp):
@@ -171,6 +175,8 @@ def convert(value: Any, tp: Any, path: str, err: Err) -> Any:
             err(path, f"expected a mapping, got {type(value).__name__}")
         return dict(value)
     if tp is float:
+        if isinstance(value, str) and _EXPONENT.fullmatch(value):  # YAML 1.1 reads 2e-5 (no dot) as a string
+            value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             err(path, f"expected a number, got {value!r}")
         return float(value)

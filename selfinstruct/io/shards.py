@@ -1,6 +1,9 @@
 """Stage output as JSONL shards plus a manifest (rows, sha256). Each commit writes its part files
 atomically and then the manifest atomically; anything on disk that the manifest does not name is
-left-over from an interrupted commit and is removed on open. Re-running resumes from the manifest."""
+left-over from an interrupted commit and is removed on open. Re-running resumes from the manifest.
+
+Every manifest carries the format version (`SCHEMA`). Runs written by an older format are refused with
+one line naming the change rather than resumed with hashes that mean something else."""
 from __future__ import annotations
 
 import hashlib
@@ -11,8 +14,16 @@ from typing import Any, Iterator
 
 from .errors import UserError
 from .jsonl import atomic_write_json, atomic_write_jsonl
+from .records import Counts, Record, Reject
 
 MANIFEST = "manifest.json"
+# 2: stages with declared contracts, per-stage models and model fingerprints in the stage hash (issue 11)
+SCHEMA = 2
+SCHEMA_CHANGES = {2: "stage hashes now include each stage's model fingerprint"}
+
+
+def _wire(x: Any) -> Any:
+    return x.to_json() if isinstance(x, (Record, Reject)) else x
 
 
 class StageStore:
@@ -23,6 +34,12 @@ class StageStore:
         mpath = self.dir / MANIFEST
         if mpath.exists():
             m = json.loads(mpath.read_text("utf-8"))
+            if m.get("schema", 1) != SCHEMA and not force:
+                old = m.get("schema", 1)
+                raise UserError(
+                    f"{self.dir} was written in run format {old}, this is format {SCHEMA} "
+                    f"({SCHEMA_CHANGES.get(SCHEMA, 'changed')}); it cannot be resumed. Use a new output "
+                    "directory, or --force to regenerate this stage and the ones after it")
             if m.get("config_hash") != config_hash:
                 if not force:
                     raise UserError(
@@ -33,8 +50,8 @@ class StageStore:
                 m = None
         else:
             m = None
-        self.manifest: dict[str, Any] = m or {"stage": stage, "config_hash": config_hash, "complete": False,
-                                              "parts": [], "counts": {}, "state": {}}
+        self.manifest: dict[str, Any] = m or {"stage": stage, "schema": SCHEMA, "config_hash": config_hash,
+                                              "complete": False, "parts": [], "counts": {}, "state": {}}
         self._clean()
 
     # ------------------------------------------------------------------ state
@@ -83,25 +100,34 @@ class StageStore:
             if p.get("rejects_file"):
                 yield from _read_rows(self.dir / p["rejects_file"])
 
+    def records(self) -> Iterator[Record]:
+        for row in self.rows():
+            yield Record.from_json(row)
+
+    def totals(self) -> Counts:
+        """What the committed parts counted."""
+        return Counts(self.counts)
+
     def num_rows(self) -> int:
         return sum(p["rows"] for p in self.parts)
 
     # ------------------------------------------------------------------ writing
-    def commit(self, rows: list[dict[str, Any]], rejects: list[dict[str, Any]] = (), *,
-               state: dict[str, Any] | None = None, counts: dict[str, int] | None = None) -> None:
+    def commit(self, rows: list[Record | dict[str, Any]], rejects: list[Reject | dict[str, Any]] = (), *,
+               state: dict[str, Any] | None = None, counts: Counts | dict[str, int] | None = None) -> None:
         """Write one part (and its rejects) then the manifest; a crash at any point leaves the old
         manifest valid and the partial files are removed on the next open."""
         n = len(self.parts)
         name = f"part-{n:05d}.jsonl"
-        data = atomic_write_jsonl(self.dir / name, rows)
+        data = atomic_write_jsonl(self.dir / name, map(_wire, rows))
         entry = {"file": name, "rows": len(rows), "sha256": hashlib.sha256(data).hexdigest()}
         rname = f"rejects/part-{n:05d}.jsonl"
-        rdata = atomic_write_jsonl(self.dir / rname, rejects)
+        rdata = atomic_write_jsonl(self.dir / rname, map(_wire, rejects))
         entry.update(rejects_file=rname, rejects_rows=len(rejects), rejects_sha256=hashlib.sha256(rdata).hexdigest())
         self.parts.append(entry)
         if state is not None:
             self.manifest["state"] = state
-        for k, v in (counts or {}).items():
+        flat = counts.to_flat() if isinstance(counts, Counts) else (counts or {})
+        for k, v in flat.items():
             self.counts[k] = self.counts.get(k, 0) + v
         self._write_manifest()
 
@@ -110,6 +136,12 @@ class StageStore:
         if extra:
             self.manifest.update(extra)
         self._write_manifest()
+
+    def finish_files(self, files: list[str], counts: Counts) -> None:
+        """Complete a stage that writes files (export), not parts: they are listed in the manifest."""
+        self.manifest["files"] = files
+        self.counts.update(counts.to_flat())
+        self.finish()
 
     def _write_manifest(self) -> None:
         atomic_write_json(self.dir / MANIFEST, self.manifest)

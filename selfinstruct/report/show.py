@@ -4,123 +4,65 @@ Records are read part by part in commit order; whole parts before the requested 
 by their row counts in the manifest (no reading) when no reason filter is given."""
 from __future__ import annotations
 
-import json
 import textwrap
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from ..io.errors import UserError
-from ..io.shards import MANIFEST
+from ..io.jsonl import parse_line
+from .run import StageDir, open_stage, read_lines
+from .sections import clip
 
 WIDTH = 100
 TEXT_CHARS = 500  # instruction
 FIELD_CHARS = 240  # input, output, raw, ...
 MAX_INSTANCES = 3
-REASON_PREFIXES = ("reject:", "instance:", "note:")
 
 
-def open_stage(path: Path) -> dict[str, Any]:
-    """The manifest of a stage directory; UserError (one line) for anything else."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError("no such directory", path=path)
-    if not path.is_dir():
-        raise UserError("not a directory (expected RUNDIR/STAGE, e.g. runs/default/bootstrap)", path=path)
-    mpath = path / MANIFEST
-    if not mpath.is_file():
-        order = ["bootstrap", "alpaca", "classify", "instances", "filter", "export"]
-        stages = sorted((p.name for p in path.iterdir() if (p / MANIFEST).is_file()),
-                        key=lambda s: (order.index(s) if s in order else len(order), s))
-        if stages:
-            raise UserError(f"is a run directory, not a stage; pick one of: {', '.join(stages)}", path=path)
-        raise UserError(f"not a stage directory (no {MANIFEST})", path=path)
-    try:
-        m = json.loads(mpath.read_text("utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"unreadable manifest: {e}", path=mpath) from None
-    if not isinstance(m, dict) or not isinstance(m.get("parts"), list):
-        raise UserError("not a stage manifest (no 'parts')", path=mpath)
-    return m
-
-
-def _part_files(m: dict[str, Any], rejects: bool) -> list[tuple[str, int]]:
-    out = []
-    for p in m["parts"]:
-        f = p.get("rejects_file") if rejects else p.get("file")
-        if f:
-            out.append((f, int(p.get("rejects_rows" if rejects else "rows", -1))))
-    return out
-
-
-def _lines(path: Path) -> Iterator[str]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    yield line.rstrip("\n")
-    except FileNotFoundError:
-        raise UserError("shard named in the manifest is missing", path=path) from None
-
-
-def _parse(line: str, path: Path, i: int) -> dict[str, Any]:
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise UserError(f"invalid JSON: {e.msg}", path=path, line=i) from None
-    return obj if isinstance(obj, dict) else {"value": obj}
-
-
-def available_reasons(stage_dir: Path, m: dict[str, Any], scan: bool = True) -> Counter:
-    """reason -> count: from the manifest counts, completed (scan) by the reasons in the rejects files."""
-    reasons: Counter = Counter()
-    for k, v in (m.get("counts") or {}).items():
-        for p in REASON_PREFIXES:
-            if k.startswith(p) and isinstance(v, int):
-                reasons[k[len(p):]] += v
-    seen: Counter = Counter()
-    for f, _ in _part_files(m, True) if scan else ():
-        for i, line in enumerate(_lines(stage_dir / f), 1):
-            seen[str(_parse(line, stage_dir / f, i).get("reason", "?"))] += 1
-    for r, n in seen.items():
-        if r not in reasons:
-            reasons[r] = n
+def available_reasons(stage: StageDir, scan: bool = True) -> Counter[str]:
+    """reason -> count: from the manifest counts (all levels), completed (scan) by the reasons found in
+    the rejects files (a stage may write rejects it does not count)."""
+    reasons: Counter[str] = Counter(stage.counts.reasons())
+    if scan:
+        seen: Counter[str] = Counter(str(r.get("reason", "?")) for r in stage.rows(rejects=True))
+        for r, n in seen.items():
+            if r not in reasons:
+                reasons[r] = n
     return reasons
 
 
 def select(stage_dir: Path, *, rejects: bool = False, reason: str | None = None, offset: int = 0,
            n: int = 10) -> tuple[list[tuple[int, str, dict[str, Any]]], int]:
     """([(index, raw line, record)] for the page, total matching records)."""
-    stage_dir = Path(stage_dir)
-    m = open_stage(stage_dir)
+    stage = open_stage(stage_dir)
     if reason is not None:
         rejects = True
-    if not m["parts"]:
-        files = m.get("files") or []
+    if not stage.parts:
+        files = stage.manifest.get("files") or []
         raise UserError("this stage writes no shards" + (f"; its files: {', '.join(files)}" if files else ""),
-                        path=stage_dir)
+                        path=stage.path)
     if reason is not None:
-        avail = available_reasons(stage_dir, m, scan=False)
+        avail = available_reasons(stage, scan=False)
         if reason not in avail:
-            avail = available_reasons(stage_dir, m)
+            avail = available_reasons(stage)
         if reason not in avail:
             listing = ", ".join(f"{r} ({c})" for r, c in sorted(avail.items(), key=lambda kv: (-kv[1], kv[0])))
-            raise UserError(f"unknown reason {reason!r} for stage {m.get('stage', stage_dir.name)}; available: "
-                            + (listing or "none (this stage has no rejects)"))
+            raise UserError(f"unknown reason {reason!r} for stage {stage.manifest.get('stage', stage.name)}; "
+                            "available: " + (listing or "none (this stage has no rejects)"))
     page: list[tuple[int, str, dict[str, Any]]] = []
     idx = 0
-    for f, rows in _part_files(m, rejects):
-        path = stage_dir / f
+    for path, rows in stage.part_files(rejects):
         if reason is None and rows >= 0 and (idx + rows <= offset or idx >= offset + n):
             idx += rows  # a whole part outside the page: counted from the manifest, not read
             continue
-        for i, line in enumerate(_lines(path), 1):
+        for lineno, line in read_lines(path):
             if reason is None:
-                if offset <= idx < offset + n:
-                    page.append((idx, line, _parse(line, path, i)))
+                if offset <= idx < offset + n:  # only the page's lines are parsed
+                    page.append((idx, line, parse_line(line, path, lineno)))
                 idx += 1
                 continue
-            rec = _parse(line, path, i)
+            rec = parse_line(line, path, lineno)
             if rec.get("reason") != reason:
                 continue
             if offset <= idx < offset + n:
@@ -129,15 +71,9 @@ def select(stage_dir: Path, *, rejects: bool = False, reason: str | None = None,
     return page, idx
 
 
-def _clip(s: Any, n: int) -> str:
-    s = "" if s is None else str(s)
-    s = s.replace("\r", "").replace("\n", " \\n ")
-    return s if len(s) <= n else s[: n - 3] + "..."
-
-
 def _field(label: str, value: Any, n: int = FIELD_CHARS, indent: int = 4) -> list[str]:
     first = " " * indent + f"{label}: "
-    return textwrap.wrap(_clip(value, n) or "(empty)", width=WIDTH, initial_indent=first,
+    return textwrap.wrap(clip(value, n) or "(empty)", width=WIDTH, initial_indent=first,
                          subsequent_indent=" " * (indent + 2), break_long_words=True, break_on_hyphens=False) \
         or [first.rstrip()]
 

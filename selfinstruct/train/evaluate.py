@@ -8,19 +8,20 @@ The eval loss is always a transformers forward pass, so it is comparable with th
 """
 from __future__ import annotations
 
-import gc
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, Callable
 
+from ..backends.vllm_engine import EngineLeak, close_llm, engine_kwargs, on_cpu, start_llm
+from ..dedup import rouge_l_f, tokenize
 from ..io.errors import UserError
-from .finetune import (SUMMARY_FILE, is_adapter_dir, load_causal_lm, load_examples, load_tokenizer,
-                       prompt_completion_ids, resolve_any_model, resolve_eval_data)
 from ..io.jsonl import atomic_write_json, atomic_write_jsonl
 from ..models import resolve_model
-from ..dedup import rouge_l_f, tokenize
+from .data import load_examples, prompt_completion_ids, resolve_eval_data
+from .finetune import fmt_metric
+from .loading import (SUMMARY_FILE, free_memory, is_adapter_dir, load_for_inference, load_tokenizer, max_positions,
+                      recorded_base_model, resolve_any_model)
 
 ENGINES = ("auto", "vllm", "transformers")
 
@@ -28,15 +29,6 @@ ENGINES = ("auto", "vllm", "transformers")
 def rouge_l(reference: str, answer: str) -> float:
     """ROUGE-L F1 as rouge-score's score(target=reference, prediction=answer)."""
     return rouge_l_f(new_tokens=tokenize(reference), old_tokens=tokenize(answer))
-
-
-def _on_cpu() -> bool:
-    try:
-        from vllm.platforms import current_platform
-        return current_platform.is_cpu()
-    except Exception:
-        import torch
-        return not torch.cuda.is_available()
 
 
 def _prompt_ids(tok, prompts: list[list[dict]], max_length: int) -> list[list[int]]:
@@ -47,26 +39,15 @@ def _prompt_ids(tok, prompts: list[list[dict]], max_length: int) -> list[list[in
     return out
 
 
-def _max_positions(path: str) -> int | None:
-    try:
-        cfg_path = Path(path) / "config.json"
-        if cfg_path.is_file():
-            cfg = json.loads(cfg_path.read_text())
-            return cfg.get("max_position_embeddings") or (cfg.get("text_config") or {}).get("max_position_embeddings")
-    except (OSError, ValueError):
-        pass
-    return None
-
-
 def generate_vllm(path: str, prompts: list[list[dict]], *, max_new_tokens: int, max_length: int, seed: int = 0,
                   quiet: bool = False) -> list[str]:
     """Greedy answers from an in-process vLLM engine, shut down before returning. A PEFT adapter folder
     runs as base model + LoRARequest (enable_lora=True)."""
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from vllm import LLM, SamplingParams
+    from vllm import SamplingParams
 
-    cpu = _on_cpu()
+    cpu = on_cpu()
     tok = load_tokenizer(path)
     model_path, lora_request = path, None
     kwargs: dict[str, Any] = {}
@@ -80,52 +61,20 @@ def generate_vllm(path: str, prompts: list[list[dict]], *, max_new_tokens: int, 
                       max_lora_rank=next(r for r in (8, 16, 32, 64, 128, 256, 320, 512) if r >= rank))
         lora_request = LoRARequest("tuned", 1, str(path))
     max_model_len = max_length + max_new_tokens
-    limit = _max_positions(model_path)
+    limit = max_positions(model_path)
     if limit:
         max_model_len = min(max_model_len, int(limit))
     ids = _prompt_ids(tok, prompts, max(1, max_model_len - max_new_tokens))
-    from ..backends.vllm_engine import engine_kwargs
-
     # float32 on CPU: base and tuned are compared at full precision (fine-tuned folders are saved fp32)
-    llm = LLM(**engine_kwargs(str(model_path), max_model_len=max_model_len, dtype="float32" if cpu else "auto",
-                              seed=seed, enforce_eager=cpu), **kwargs)
+    llm = start_llm(**engine_kwargs(str(model_path), max_model_len=max_model_len, dtype="float32" if cpu else "auto",
+                                    seed=seed, enforce_eager=cpu), **kwargs)
     try:
         params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, seed=seed)
         outs = llm.generate([{"prompt_token_ids": x} for x in ids], params, use_tqdm=not quiet,
                             lora_request=lora_request)
         return [o.outputs[0].text.strip() for o in outs]
     finally:
-        try:
-            llm.llm_engine.engine_core.shutdown()
-        except Exception:
-            pass
-        del llm
-        gc.collect()
-
-
-def _device():
-    import torch
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def _free() -> None:
-    gc.collect()
-    try:
-        import torch
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except Exception:
-        pass
-
-
-def _load_hf(path: str, name: str):
-    import torch
-
-    dev = _device()
-    dtype = torch.float32 if dev.type == "cpu" else "auto"
-    tok = load_tokenizer(path, name)
-    model = load_causal_lm(path, name, dtype=dtype).to(dev).eval()
-    return tok, model
+        close_llm(llm)  # waits until the engine's processes are gone (EngineLeak if they stay)
 
 
 def generate_transformers(tok, model, prompts: list[list[dict]], *, max_new_tokens: int, max_length: int,
@@ -186,16 +135,6 @@ def eval_loss(tok, model, rows: list[dict], *, max_length: int = 1024, batch_siz
     return total / count if count else float("nan")
 
 
-def _base_from_tuned(tuned: str) -> str | None:
-    f = Path(tuned) / SUMMARY_FILE
-    if f.is_file():
-        try:
-            return json.loads(f.read_text()).get("base_model")
-        except (OSError, ValueError):
-            return None
-    return None
-
-
 def _user_text(prompt: list[dict]) -> str:
     users = [m["content"] for m in prompt if m["role"] == "user"]
     return users[-1] if users else prompt[-1]["content"]
@@ -220,7 +159,7 @@ def run_evaluate(base: str | None, tuned: str, data: str | Path, out: str | Path
     if not rows:
         raise UserError("no eval examples (the file is empty)", path=data_file)
     if base is None:
-        base = _base_from_tuned(tuned)
+        base = recorded_base_model(tuned)
         if base is None:
             raise UserError(f"--base is required: {tuned} has no {SUMMARY_FILE} naming its base model")
     paths = {"base": resolve_any_model(base), "tuned": resolve_any_model(tuned)}
@@ -244,7 +183,7 @@ def run_evaluate(base: str | None, tuned: str, data: str | Path, out: str | Path
                 got = generate_vllm(path, prompts, max_new_tokens=max_new_tokens, max_length=max_length,
                                     quiet=quiet)
                 used[label] = "vllm"
-            except UserError:
+            except (UserError, EngineLeak):  # a leaked engine would starve whatever runs next
                 raise
             except Exception as e:
                 msg = (str(e).splitlines() or [type(e).__name__])[0][:200]
@@ -253,7 +192,7 @@ def run_evaluate(base: str | None, tuned: str, data: str | Path, out: str | Path
                 log(f"{label}: vLLM failed ({type(e).__name__}: {msg}); using transformers")
         if got is None:
             log(f"{label}: generating {len(rows)} answers with transformers ({names[label]})")
-            hf = _load_hf(path, names[label])
+            hf = load_for_inference(path, names[label])
             got = generate_transformers(*hf, prompts, max_new_tokens=max_new_tokens, max_length=max_length,
                                         batch_size=batch_size)
             used[label] = "transformers"
@@ -261,16 +200,16 @@ def run_evaluate(base: str | None, tuned: str, data: str | Path, out: str | Path
                 log(f"{label}: eval loss (transformers forward pass)")
                 losses[label] = eval_loss(*hf, rows, max_length=max_length, batch_size=batch_size)
             del hf
-            _free()
+            free_memory()
         answers[label] = got
     # 2) eval loss of the models that generated with vLLM (after the engines are gone)
     for label in ("base", "tuned"):
         if loss and used[label] == "vllm":
             log(f"{label}: eval loss (transformers forward pass)")
-            hf = _load_hf(paths[label], names[label])
+            hf = load_for_inference(paths[label], names[label])
             losses[label] = eval_loss(*hf, rows, max_length=max_length, batch_size=batch_size)
             del hf
-            _free()
+            free_memory()
 
     out_rows = []
     for i, r in enumerate(rows):
@@ -298,13 +237,10 @@ def summary_path(out: str | Path) -> Path:
     return out.with_name(stem + ".summary.json")
 
 
-def _f(x: float | None) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
-
-
 def format_table(s: dict[str, Any]) -> str:
     head = ("model", "engine", "ROUGE-L", "eval loss", "name")
-    rows = [(k, s[k]["engine"], _f(s[k]["rouge_l"]), _f(s[k]["eval_loss"]), s[k]["model"]) for k in ("base", "tuned")]
+    m = fmt_metric
+    rows = [(k, s[k]["engine"], m(s[k]["rouge_l"]), m(s[k]["eval_loss"]), s[k]["model"]) for k in ("base", "tuned")]
     w = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
     lines = ["  ".join(str(c).ljust(w[i]) for i, c in enumerate(r)).rstrip() for r in [head, *rows]]
     lines.append(f"{s['examples']} examples from {s['data']}; side by side -> {s['output']}")

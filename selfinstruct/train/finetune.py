@@ -9,430 +9,28 @@ transformers as is), or, with LoRA and no merge, a PEFT adapter folder (transfor
 installed; vLLM loads it with `enable_lora=True` + `LoRARequest`). The tokenizer, with its chat template,
 is saved alongside either way. Checkpoints go to OUT/checkpoints/ (resumable with --resume).
 
+Settings: `train/config.py`; data: `train/data.py`; model loading: `train/loading.py`.
 torch / transformers / trl / peft are imported inside the functions: `selfinstruct --help` stays fast.
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-import os
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-
 from .. import __version__
 from ..io.errors import UserError
-from ..io.jsonl import atomic_write_json, iter_jsonl
-from ..models import EMBEDDED_MODEL, resolve_model
+from ..io.jsonl import atomic_write_json
+from ..io.settings import to_dict
+from ..models import resolve_model
+from .config import FinetuneConfig
+from .data import DataFiles, load_examples, resolve_data
+from .loading import SUMMARY_FILE, load_causal_lm, load_tokenizer, quiet_libraries
 
-SUMMARY_FILE = "selfinstruct-finetune.json"
 CHECKPOINT_DIR = "checkpoints"
 ADAPTER_SUBDIR = "adapter"
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-MODEL_DTYPES = ("auto", "float32", "bfloat16", "float16")
-ROLES = ("system", "user", "assistant", "tool")
-
-
-# ---------------------------------------------------------------------------------------------- config
-
-@dataclass
-class LoraOptions:
-    enabled: bool = False
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
-    merge: bool = True  # save base + adapter merged into one full model folder (vLLM/transformers load it as is)
-
-
-@dataclass
-class FinetuneConfig:
-    model: str = EMBEDDED_MODEL
-    seed: int = 42
-    learning_rate: float | None = None  # None: 2e-5 for a full fine-tune, 2e-4 with LoRA
-    epochs: float = 3.0
-    max_steps: int | None = None  # set: overrides epochs
-    batch_size: int = 8  # per device
-    eval_batch_size: int | None = None  # None: batch_size
-    grad_accum: int = 1
-    max_length: int = 1024  # tokens (prompt + completion); longer examples are truncated at the end
-    warmup: float = 0.0  # < 1: fraction of the steps; >= 1: number of steps
-    lr_scheduler: str = "linear"
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    precision: str = "auto"  # auto: bf16 on a GPU that has it, fp16 on other GPUs, fp32 on CPU
-    model_dtype: str = "auto"  # auto: float32, or bfloat16 for LoRA on a bf16 GPU
-    gradient_checkpointing: bool = False
-    packing: bool = False
-    logging_steps: int = 5
-    eval_steps: int | None = None  # None: eval loss before and after training only
-    save_steps: int = 100
-    save_total_limit: int = 2
-    keep_checkpoints: bool = False  # False: delete OUT/checkpoints once the final model is saved
-    chat_template: str | None = None  # tokenizer folder/id or .jinja file, for models without a chat template
-    lora: LoraOptions = field(default_factory=LoraOptions)
-    sft_args: dict[str, Any] = field(default_factory=dict)  # any other trl.SFTConfig field
-    source: str | None = field(default=None, metadata={"internal": True})
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d.pop("source", None)
-        return d
-
-    def effective_lr(self) -> float:
-        if self.learning_rate is not None:
-            return self.learning_rate
-        return 2e-4 if self.lora.enabled else 2e-5
-
-
-def _validate(cfg: FinetuneConfig, err) -> None:
-    def positive(name, value, allow_none=False):
-        if value is None and allow_none:
-            return
-        if value is None or value < 1:
-            err(name, "must be >= 1")
-
-    if not cfg.model:
-        err("model", "must not be empty")
-    p = Path(cfg.model).expanduser()
-    if cfg.model.startswith((".", "/", "~")) and not p.exists():
-        err("model", f"model path does not exist: {cfg.model}")
-    if p.exists() and p.is_dir() and not (p / "config.json").is_file():
-        err("model", f"model folder has no config.json: {cfg.model}")
-    if cfg.learning_rate is not None and not cfg.learning_rate > 0:
-        err("learning_rate", "must be > 0")
-    if not cfg.epochs > 0:
-        err("epochs", "must be > 0")
-    positive("max_steps", cfg.max_steps, allow_none=True)
-    positive("batch_size", cfg.batch_size)
-    positive("eval_batch_size", cfg.eval_batch_size, allow_none=True)
-    positive("grad_accum", cfg.grad_accum)
-    if cfg.max_length < 8:
-        err("max_length", "must be >= 8")
-    if cfg.warmup < 0:
-        err("warmup", "must be >= 0")
-    if cfg.weight_decay < 0:
-        err("weight_decay", "must be >= 0")
-    if cfg.precision not in PRECISIONS:
-        err("precision", f"must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
-    if cfg.model_dtype not in MODEL_DTYPES:
-        err("model_dtype", f"must be one of {', '.join(MODEL_DTYPES)}, got {cfg.model_dtype!r}")
-    positive("logging_steps", cfg.logging_steps)
-    positive("eval_steps", cfg.eval_steps, allow_none=True)
-    positive("save_steps", cfg.save_steps)
-    positive("save_total_limit", cfg.save_total_limit)
-    positive("lora.r", cfg.lora.r)
-    if not cfg.lora.alpha > 0:
-        err("lora.alpha", "must be > 0")
-    if not 0.0 <= cfg.lora.dropout < 1.0:
-        err("lora.dropout", "must be in [0, 1)")
-    if not cfg.lora.target_modules:
-        err("lora.target_modules", "must name at least one module (or [all-linear])")
-    if cfg.sft_args:
-        from_sft = _sft_config_fields()
-        if from_sft is not None:
-            for k in cfg.sft_args:
-                if k not in from_sft:
-                    err(f"sft_args.{k}", "not a field of trl.SFTConfig")
-
-
-def _sft_config_fields() -> set[str] | None:
-    try:
-        from trl import SFTConfig
-    except Exception:  # trl missing: reported when training starts
-        return None
-    return {f.name for f in dataclasses.fields(SFTConfig)}
-
-
-def load_finetune_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> FinetuneConfig:
-    """Load the `finetune:` section of a YAML file (or the defaults when path is None); apply the
-    command-line overrides (dotted keys, None = not given); validate. Errors name file:line and the field."""
-    from ..generate.config import _Lines, _build, read_yaml
-
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    lines = _Lines(None)
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        doc, lines = read_yaml(path)
-        for key in doc:
-            if key != "finetune":
-                raise UserError("unknown top-level key; put the settings under 'finetune:'", path=path,
-                                line=lines.get(str(key)), field=str(key))
-        if "finetune" not in doc:
-            raise UserError("no 'finetune:' section", path=path, line=1)
-        data = doc["finetune"] if doc["finetune"] is not None else {}
-        if not isinstance(data, dict):
-            raise UserError(f"expected a mapping, got {type(data).__name__}", path=path,
-                            line=lines.get("finetune"), field="finetune")
-
-    def err(p: str, msg: str):
-        key = p.split("[")[0]
-        if key in overrides:
-            raise UserError(f"{msg} (given on the command line)", field=p)
-        raise UserError(msg, path=path, line=lines.get(f"finetune.{p}") if path else None, field=p)
-
-    cfg = _build(FinetuneConfig, data, "", err)
-    for key, value in overrides.items():
-        obj = cfg
-        *parents, last = key.split(".")
-        for p in parents:
-            obj = getattr(obj, p)
-        if not hasattr(obj, last):
-            raise KeyError(key)
-        setattr(obj, last, value)
-    _validate(cfg, err)
-    cfg.source = str(path) if path is not None else None
-    return cfg
-
-
-# ------------------------------------------------------------------------------------------------ data
-
-@dataclass
-class DataFiles:
-    train: Path
-    eval: Path | None
-    fmt: str  # prompt_completion | messages | alpaca | auto
-
-
-_EXPORT_ORDER = (("prompt_completion", "{split}.prompt_completion.jsonl"),
-                 ("messages", "{split}.messages.jsonl"),
-                 ("alpaca", "{split}.alpaca.json"))
-
-
-def _export_dir(p: Path) -> Path | None:
-    """A run dir (has export/) or an export dir (has train.* files)."""
-    if (p / "export").is_dir():
-        return p / "export"
-    if any((p / name.format(split=s)).is_file() for _, name in _EXPORT_ORDER for s in ("train", "eval")):
-        return p
-    return None
-
-
-def _pick_in_export(d: Path, split: str) -> tuple[Path, str] | None:
-    for fmt, name in _EXPORT_ORDER:
-        f = d / name.format(split=split)
-        if f.is_file():
-            return f, fmt
-    return None
-
-
-def resolve_data(data: str | Path, eval_data: str | Path | None = None, no_eval: bool = False) -> DataFiles:
-    """DATA: a run dir (runs/x -> runs/x/export/), an export dir, or one file. A file named train.* gets its
-    eval.* sibling as the eval split when there is one. eval_data overrides the eval split."""
-    p = Path(data)
-    if not p.exists():
-        raise UserError("data not found (expected a run directory, an export directory or a JSONL/JSON file)",
-                        path=p)
-    ev: Path | None = None
-    if p.is_dir():
-        d = _export_dir(p)
-        if d is None:
-            raise UserError("no exported data here: expected export/ or train.prompt_completion.jsonl "
-                            "(run `selfinstruct generate` with the export stage first)", path=p)
-        found = _pick_in_export(d, "train")
-        if found is None:
-            raise UserError("no train.prompt_completion.jsonl, train.messages.jsonl or train.alpaca.json", path=d)
-        train, fmt = found
-        ev_file = d / train.name.replace("train.", "eval.", 1)
-        ev = ev_file if ev_file.is_file() else None
-    else:
-        train, fmt = p, "auto"
-        if p.name.startswith("train."):
-            sib = p.with_name("eval." + p.name[len("train."):])
-            ev = sib if sib.is_file() else None
-    if eval_data is not None:
-        ev = Path(eval_data)
-        if not ev.is_file():
-            raise UserError("eval data file not found", path=ev)
-    if no_eval:
-        ev = None
-    return DataFiles(train=train, eval=ev, fmt=fmt)
-
-
-def resolve_eval_data(data: str | Path) -> Path:
-    """For `evaluate`: a run/export dir means its eval split; a file is used as is."""
-    p = Path(data)
-    if not p.exists():
-        raise UserError("eval data not found", path=p)
-    if p.is_dir():
-        d = _export_dir(p)
-        found = _pick_in_export(d, "eval") if d is not None else None
-        if found is None:
-            raise UserError("no eval.prompt_completion.jsonl, eval.messages.jsonl or eval.alpaca.json here", path=p)
-        return found[0]
-    return p
-
-
-def _messages(value: Any, where: Callable[[str, str], None], name: str) -> list[dict[str, str]]:
-    if not isinstance(value, list) or not value:
-        where(name, "expected a non-empty list of {role, content} messages")
-    out = []
-    for i, m in enumerate(value):
-        if not isinstance(m, dict):
-            where(f"{name}[{i}]", f"expected a {{role, content}} object, got {type(m).__name__}")
-        role, content = m.get("role"), m.get("content")
-        if role not in ROLES:
-            where(f"{name}[{i}].role", f"expected one of {', '.join(ROLES)}, got {role!r}")
-        if not isinstance(content, str):
-            where(f"{name}[{i}].content", f"expected a string, got {type(content).__name__}")
-        out.append({"role": role, "content": content})
-    return out
-
-
-def to_prompt_completion(obj: dict[str, Any], where: Callable[[str, str], None], default_id: str) -> dict[str, Any]:
-    """One row of any supported format -> {"id", "prompt": [messages], "completion": [assistant message]}."""
-    from ..io.formats import user_prompt
-
-    rid = obj.get("id", default_id)
-    rid = str(rid) if rid is not None else default_id
-    if "prompt" in obj and "completion" in obj:
-        prompt, completion = obj["prompt"], obj["completion"]
-        if isinstance(prompt, str):  # standard (text) prompt-completion: render with the chat template too
-            prompt = [{"role": "user", "content": prompt}]
-        if isinstance(completion, str):
-            completion = [{"role": "assistant", "content": completion}]
-        prompt = _messages(prompt, where, "prompt")
-        completion = _messages(completion, where, "completion")
-        if completion[-1]["role"] != "assistant":
-            where("completion", "the last completion message must have role 'assistant'")
-        if prompt[-1]["role"] == "assistant":
-            where("prompt", "the prompt must not end with an assistant message")
-        return {"id": rid, "prompt": prompt, "completion": completion}
-    if "messages" in obj:
-        msgs = _messages(obj["messages"], where, "messages")
-        if msgs[-1]["role"] != "assistant":
-            where("messages", "the last message must have role 'assistant'")
-        if len(msgs) < 2:
-            where("messages", "need at least one message before the assistant answer")
-        return {"id": rid, "prompt": msgs[:-1], "completion": msgs[-1:]}
-    if "instruction" in obj and "output" in obj:
-        inst, inp, out = obj["instruction"], obj.get("input") or "", obj["output"]
-        for k, v in (("instruction", inst), ("input", inp), ("output", out)):
-            if not isinstance(v, str):
-                where(k, f"expected a string, got {type(v).__name__}")
-        if not inst.strip():
-            where("instruction", "is empty")
-        return {"id": rid, "prompt": [{"role": "user", "content": user_prompt(inst, inp)}],
-                "completion": [{"role": "assistant", "content": out}]}
-    where("", "unrecognised row: expected prompt+completion, messages, or instruction+output (Alpaca) fields")
-    raise AssertionError  # unreachable
-
-
-def load_examples(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a JSONL file (prompt-completion, messages or Alpaca rows) or of a JSON array (Alpaca JSON),
-    as prompt-completion dicts. Bad rows raise UserError naming file:line (JSONL) or the item index (JSON)."""
-    path = Path(path)
-    rows: list[dict[str, Any]] = []
-    if path.suffix == ".json":
-        try:
-            items = json.loads(path.read_bytes().decode("utf-8"))
-        except FileNotFoundError:
-            raise UserError("file not found", path=path) from None
-        except IsADirectoryError:
-            raise UserError("is a directory, expected a JSON file", path=path) from None
-        except UnicodeDecodeError as e:
-            raise UserError(f"not valid UTF-8 (byte {e.start})", path=path) from None
-        except json.JSONDecodeError as e:
-            raise UserError(f"invalid JSON: {e.msg} (column {e.colno})", path=path, line=e.lineno) from None
-        if not isinstance(items, list):
-            raise UserError(f"expected a JSON array of examples (Alpaca format), got {type(items).__name__}",
-                            path=path)
-        for i, obj in enumerate(items):
-            def where(f, msg, i=i):
-                raise UserError(msg, path=path, field=f"[{i}]" + (f".{f}" if f else ""))
-            if not isinstance(obj, dict):
-                where("", f"expected an object, got {type(obj).__name__}")
-            rows.append(to_prompt_completion(obj, where, f"{path.stem}-{i}"))
-        return rows
-    for line, obj in iter_jsonl(path):
-        def where(f, msg, line=line):
-            raise UserError(msg, path=path, line=line, field=f or None)
-        rows.append(to_prompt_completion(obj, where, f"{path.stem}-{line}"))
-    return rows
-
-
-def prompt_completion_ids(tokenizer, prompt: list[dict], completion: list[dict]) -> tuple[list[int], int]:
-    """Token ids of prompt+completion rendered with the chat template, and the number of leading prompt
-    tokens (masked in the loss). Same rule as TRL's SFTTrainer: the completion starts where the tokenized
-    prompt (with the generation prompt) and the tokenized prompt+completion diverge."""
-    p = tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True, return_dict=True)["input_ids"]
-    full = tokenizer.apply_chat_template(prompt + completion, tokenize=True, return_dict=True)["input_ids"]
-    n = 0
-    for a, b in zip(p, full):
-        if a != b:
-            break
-        n += 1
-    return list(full), n
-
-
-# ---------------------------------------------------------------------------------------------- model
-
-def _quiet_libraries(quiet: bool) -> None:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        import datasets
-        datasets.disable_progress_bars()
-        import transformers
-        transformers.logging.set_verbosity_error()
-    except Exception:
-        pass
-
-
-def is_adapter_dir(p: str | Path) -> bool:
-    p = Path(p)
-    return p.is_dir() and (p / "adapter_config.json").is_file() and not (p / "config.json").is_file()
-
-
-def resolve_any_model(name: str) -> str:
-    """resolve_model, plus PEFT adapter folders (adapter_config.json, no config.json) passed through."""
-    p = Path(name).expanduser()
-    if is_adapter_dir(p):
-        return str(p.resolve())
-    return resolve_model(name)
-
-
-def load_tokenizer(path: str, name: str | None = None, chat_template: str | None = None):
-    from transformers import AutoTokenizer
-
-    try:
-        tok = AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as e:
-        raise UserError(f"cannot load the tokenizer of model {name or path!r}: {str(e).splitlines()[0]}") from None
-    if chat_template:
-        ct = Path(chat_template)
-        if ct.is_file():
-            tok.chat_template = ct.read_text(encoding="utf-8")
-        else:
-            try:
-                tok.chat_template = AutoTokenizer.from_pretrained(chat_template).chat_template
-            except (OSError, ValueError) as e:
-                raise UserError(f"cannot load chat template from {chat_template!r}: {str(e).splitlines()[0]}") from None
-    if not getattr(tok, "chat_template", None):
-        raise UserError(f"model {name or path!r} has no chat template; set finetune.chat_template to a "
-                        "tokenizer folder/id or a .jinja file")
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return tok
-
-
-def load_causal_lm(path: str, name: str | None = None, dtype=None):
-    """A causal LM from a model folder/id, or base + adapter for a PEFT adapter folder (not merged)."""
-    from transformers import AutoModelForCausalLM
-
-    try:
-        if is_adapter_dir(path):
-            from peft import PeftModel
-            base = json.loads((Path(path) / "adapter_config.json").read_text())["base_model_name_or_path"]
-            model = AutoModelForCausalLM.from_pretrained(resolve_model(base), dtype=dtype)
-            return PeftModel.from_pretrained(model, path)
-        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-    except (OSError, ValueError, KeyError) as e:
-        raise UserError(f"cannot load model {name or path!r}: {str(e).splitlines()[0]}") from None
 
 
 def _device_setup(cfg: FinetuneConfig):
@@ -482,7 +80,7 @@ def build_trainer(cfg: FinetuneConfig, files: DataFiles, out_dir: str | Path, *,
     eval_rows = load_examples(files.eval) if files.eval is not None else []
 
     model_path = resolve_model(cfg.model)
-    _quiet_libraries(quiet)
+    quiet_libraries()
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -660,7 +258,7 @@ def run_finetune(cfg: FinetuneConfig, data: str | Path, out_dir: str | Path, *, 
         "device": info["device"],
         "resumed_from": last_ckpt,
         "runtime_s": round(time.time() - t0, 1),
-        "config": cfg.to_dict(),
+        "config": to_dict(cfg),
         "config_file": cfg.source,
     }
     if main:
@@ -671,18 +269,20 @@ def run_finetune(cfg: FinetuneConfig, data: str | Path, out_dir: str | Path, *, 
     return summary
 
 
-def _fmt(x: float | None) -> str:
+def fmt_metric(x: float | None) -> str:
+    """A loss or score for a table: 4 decimals, '-' when missing or NaN."""
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
 
 
 def format_summary(s: dict[str, Any], out_dir: str | Path) -> str:
+    m = fmt_metric
     rows = [
         ("examples", f"train {s['train_examples']}, eval {s['eval_examples']}"),
         ("steps", f"{s['steps']} ({s['epochs']} epochs, {s['runtime_s']} s)"),
-        ("train loss", f"{_fmt(s['train_loss_first'])} -> {_fmt(s['train_loss_last'])} (first -> last logged)"),
+        ("train loss", f"{m(s['train_loss_first'])} -> {m(s['train_loss_last'])} (first -> last logged)"),
     ]
     if s["eval_loss_before"] is not None:
-        rows.append(("eval loss", f"{_fmt(s['eval_loss_before'])} -> {_fmt(s['eval_loss_after'])} (before -> after)"))
+        rows.append(("eval loss", f"{m(s['eval_loss_before'])} -> {m(s['eval_loss_after'])} (before -> after)"))
     what = {"full": "full model", "merged": "full model (LoRA merged)", "adapter": "LoRA adapter"}[s["kind"]]
     rows.append(("saved", f"{what} -> {out_dir}"))
     w = max(len(k) for k, _ in rows)

@@ -43,7 +43,7 @@ def record(out: Path) -> None:
         run = out / f"run-{name}"
         if run.exists():
             shutil.rmtree(run)
-        run_pipeline(golden_config(name), run, quiet=True, backend=FakeBackend(seed=1, cap=5))
+        run_pipeline(golden_config(name), run, quiet=True, backend=FakeBackend(order_seed=1, cap=5))
         for p in run.rglob("*"):
             if p.is_file() and (p.name in ("manifest.json", "run.json") or p.parent == run):
                 p.unlink()

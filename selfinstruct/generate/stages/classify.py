@@ -3,50 +3,68 @@ Unparseable answers keep the record (as non-classification) and record why."""
 from __future__ import annotations
 
 import random
-from collections import Counter
+from dataclasses import dataclass
 
-from ..context import Context, derive_seed
+from ...backends.base import Completion, Request
+from ...io.records import Record, Reject
+from ...io.settings import setting
+from ..config import Sampling, StageModel
+from ..context import derive_seed
 from ..parsing import parse_classification
 from ..prompts import classify_prompt
-from ...backends import Request
-from .common import run_batches
+from ..registry import register_stage
+from ..stage import BatchStage, StageResult
 
 
-def pick_demos(ctx: Context, n: int):
-    """A fixed, balanced set of seed demonstrations (the same prompt prefix for every request,
-    which vLLM's prefix cache reuses)."""
-    rng = random.Random(derive_seed(ctx.cfg.seed, "classify", "demos"))
-    pos = [s for s in ctx.seeds if s.is_classification]
-    neg = [s for s in ctx.seeds if not s.is_classification]
-    k = min(n // 2, len(pos))
-    demos = rng.sample(pos, k) + rng.sample(neg, min(n - k, len(neg)))
-    rng.shuffle(demos)
-    return demos
+@dataclass
+class ClassifyConfig(StageModel):
+    num_demos: int = setting(12, min=0, help="seed tasks shown (half classification, half not)")
+    batch_size: int = setting(256, min=1, help="records per shard")
+    sampling: Sampling = setting(factory=lambda: Sampling(temperature=0.0, max_tokens=4))
 
 
-def run(ctx: Context, store, inputs) -> None:
-    st = ctx.cfg.classify
-    demos = pick_demos(ctx, st.num_demos)
-    rows_in = list(inputs.rows())
+@register_stage
+class Classify(BatchStage):
+    name = "classify"
+    Config = ClassifyConfig
+    template_version = "si-v1"
+    reads = frozenset({"instruction"})
+    writes = frozenset({"is_classification", "raw"})
+    uses_model = True
+    order = 20
 
-    def make_requests(batch):
-        return [Request.from_sampling(classify_prompt(demos, r["instruction"]), st.sampling,
-                                      seed=derive_seed(ctx.cfg.seed, "classify", r["id"])) for r in batch]
+    def __init__(self, ctx, cfg):
+        super().__init__(ctx, cfg)
+        self.demos = self.pick_demos(cfg.num_demos)
 
-    def process(batch, comps):
-        counts = Counter()
-        rows, rejects = [], []
-        for r, c in zip(batch, comps):
+    def pick_demos(self, n: int):
+        """A fixed, balanced set of seed demonstrations (the same prompt prefix for every request,
+        which vLLM's prefix cache reuses)."""
+        seeds = self.ctx.seeds
+        rng = random.Random(derive_seed(self.ctx.cfg.seed, "classify", "demos"))
+        pos = [s for s in seeds if s.is_classification]
+        neg = [s for s in seeds if not s.is_classification]
+        k = min(n // 2, len(pos))
+        demos = rng.sample(pos, k) + rng.sample(neg, min(n - k, len(neg)))
+        rng.shuffle(demos)
+        return demos
+
+    def requests(self, batch: list[Record]) -> list[Request]:
+        return [Request.from_sampling(classify_prompt(self.demos, r.instruction), self.cfg.sampling,
+                                      seed=derive_seed(self.ctx.cfg.seed, "classify", r.id)) for r in batch]
+
+    def process(self, batch: list[Record], completions: list[Completion]) -> StageResult:
+        out = StageResult()
+        for r, c in zip(batch, completions):
             label = None if c.error else parse_classification(c.text)
-            row = dict(r, is_classification=bool(label), classify_raw=c.text, classify_note="")
+            r.is_classification = bool(label)
+            r.raw["classify"] = c.text
+            r.notes["classify"] = ""
             if label is None:
                 why = "request_failed" if c.error else "unparseable"
-                row["classify_note"] = f"{why}; defaulted to is_classification=false"
-                counts[f"note:{why}"] += 1
-                rejects.append({"id": r["id"], "instruction": r["instruction"], "reason": why, "raw": c.text,
-                                "error": c.error, "kept_as": "is_classification=false"})
-            counts["classification" if label else "not_classification"] += 1
-            rows.append(row)
-        return rows, rejects, counts
-
-    run_batches(ctx, store, "classify", rows_in, st.batch_size, process, make_requests)
+                r.notes["classify"] = f"{why}; defaulted to is_classification=false"
+                out.reject(Reject(r.id, why, level="note", instruction=r.instruction, raw=c.text, error=c.error,
+                                  kept_as="is_classification=false"))
+            out.counts.add("classification" if label else "not_classification")
+            out.keep(r)
+        return out

@@ -6,14 +6,25 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections import Counter
+from dataclasses import dataclass
 
-from ..context import Context
+from ...io.formats import FORMATS, to_formats
 from ...io.jsonl import atomic_write_jsonl, atomic_write_text
+from ...io.records import Counts
+from ...io.settings import setting
+from ..registry import register_stage
+from ..stage import SinkStage
 
 
-def user_prompt(instruction: str, inp: str) -> str:
-    return f"{instruction.strip()}\n\n{inp.strip()}" if inp.strip() else instruction.strip()
+@dataclass
+class ExportConfig:
+    eval_fraction: float = setting(0.1, min=0.0, max=1.0, help="share of instructions held out for eval")
+    formats: list[str] = setting(factory=lambda: list(FORMATS), choices=FORMATS)
+    system_prompt: str | None = setting(None, help="system message put before every example")
+
+    def check(self, err) -> None:
+        if self.eval_fraction >= 1.0:
+            err("eval_fraction", "must be in [0, 1)")
 
 
 def split_ids(ids: list[str], fraction: float, seed: int) -> set[str]:
@@ -25,42 +36,34 @@ def split_ids(ids: list[str], fraction: float, seed: int) -> set[str]:
     return set(order[:n])
 
 
-def to_formats(row: dict, system: str | None):
-    for inst in row["instances"]:
-        prompt = user_prompt(row["instruction"], inst["input"])
-        sys_msgs = [{"role": "system", "content": system}] if system else []
-        yield {
-            "messages": {"id": row["id"], "messages": sys_msgs + [{"role": "user", "content": prompt},
-                                                                  {"role": "assistant", "content": inst["output"]}]},
-            "prompt_completion": {"id": row["id"], "prompt": sys_msgs + [{"role": "user", "content": prompt}],
-                                  "completion": [{"role": "assistant", "content": inst["output"]}]},
-            "alpaca": {"instruction": row["instruction"], "input": inst["input"], "output": inst["output"]},
-        }
+@register_stage
+class Export(SinkStage):
+    name = "export"
+    Config = ExportConfig
+    reads = frozenset({"instruction", "instances"})
 
-
-def run(ctx: Context, store, inputs) -> None:
-    st = ctx.cfg.export
-    rows = list(inputs.rows())
-    eval_ids = split_ids([r["id"] for r in rows], st.eval_fraction, ctx.cfg.seed)
-    out = {split: {f: [] for f in st.formats} for split in ("train", "eval")}
-    for r in rows:
-        split = "eval" if r["id"] in eval_ids else "train"
-        for ex in to_formats(r, st.system_prompt):
-            for f in st.formats:
-                out[split][f].append(ex[f])
-    files, counts = [], Counter()
-    for split, by_fmt in out.items():
-        for f, items in by_fmt.items():
-            if f == "alpaca":
-                name = f"{split}.alpaca.json"
-                atomic_write_text(store.dir / name, json.dumps(items, ensure_ascii=False, indent=2) + "\n")
-            else:
-                name = f"{split}.{f}.jsonl"
-                atomic_write_jsonl(store.dir / name, items)
-            files.append(name)
-            counts[f"{split}_examples"] = len(items)
-    counts["train_instructions"] = len(rows) - len(eval_ids)
-    counts["eval_instructions"] = len(eval_ids)
-    store.manifest["files"] = files
-    store.counts.update(counts)
-    store.finish()
+    def write(self, inputs, store) -> tuple[list[str], Counts]:
+        st = self.cfg
+        # two passes over the input instead of holding it: the split needs every id first
+        ids = [r.id for r in inputs.records()]
+        eval_ids = split_ids(ids, st.eval_fraction, self.ctx.cfg.seed)
+        out = {split: {f: [] for f in st.formats} for split in ("train", "eval")}
+        for r in inputs.records():
+            split = "eval" if r.id in eval_ids else "train"
+            for ex in to_formats(r, st.system_prompt):
+                for f in st.formats:
+                    out[split][f].append(ex[f])
+        files, counts = [], Counts()
+        for split, by_fmt in out.items():
+            for f, items in by_fmt.items():
+                if f == "alpaca":
+                    name = f"{split}.alpaca.json"
+                    atomic_write_text(store.dir / name, json.dumps(items, ensure_ascii=False, indent=2) + "\n")
+                else:
+                    name = f"{split}.{f}.jsonl"
+                    atomic_write_jsonl(store.dir / name, items)
+                files.append(name)
+                counts.tallies[f"{split}_examples"] = len(items)
+        counts.add("train_instructions", len(ids) - len(eval_ids))
+        counts.add("eval_instructions", len(eval_ids))
+        return files, counts

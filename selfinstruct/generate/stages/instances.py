@@ -3,51 +3,67 @@ then input) for classification tasks, so that the labels are not skewed to one c
 from __future__ import annotations
 
 import random
-from collections import Counter
+from dataclasses import dataclass
 
-from ..context import Context, derive_seed
+from ...backends.base import Completion, Request
+from ...io.records import Instance, Record, Reject
+from ...io.settings import setting
+from ..config import Sampling, StageModel
+from ..context import derive_seed
 from ..parsing import parse_instances_input_first, parse_instances_output_first
 from ..prompts import instances_prompt
-from ...backends import Request
-from .common import run_batches
+from ..registry import register_stage
+from ..stage import BatchStage, StageResult
 
 
-def run(ctx: Context, store, inputs) -> None:
-    st = ctx.cfg.instances
-    cls_pool = [s for s in ctx.seeds if s.is_classification and s.instances] or [s for s in ctx.seeds if s.instances]
-    gen_pool = [s for s in ctx.seeds if not s.is_classification and s.instances] or [s for s in ctx.seeds if s.instances]
-    rows_in = list(inputs.rows())
+@dataclass
+class InstancesConfig(StageModel):
+    num_demos: int = setting(3, min=0, help="seed tasks with examples shown per prompt")
+    max_instances: int = setting(5, min=1, help="instances kept per task")
+    batch_size: int = setting(256, min=1, help="records per shard")
+    sampling: Sampling = setting(factory=lambda: Sampling(temperature=0.0, max_tokens=300))
 
-    def make_requests(batch):
-        reqs = []
+
+@register_stage
+class Instances(BatchStage):
+    name = "instances"
+    Config = InstancesConfig
+    template_version = "si-v1"
+    reads = frozenset({"instruction", "is_classification"})
+    writes = frozenset({"instances", "raw"})
+    uses_model = True
+    order = 30
+
+    def __init__(self, ctx, cfg):
+        super().__init__(ctx, cfg)
+        with_examples = [s for s in ctx.seeds if s.instances]
+        self.cls_pool = [s for s in with_examples if s.is_classification] or with_examples
+        self.gen_pool = [s for s in with_examples if not s.is_classification] or with_examples
+
+    def requests(self, batch: list[Record]) -> list[Request]:
+        reqs, seed = [], self.ctx.cfg.seed
         for r in batch:
-            rng = random.Random(derive_seed(ctx.cfg.seed, "instances", "demos", r["id"]))
-            cls = bool(r.get("is_classification"))
-            pool = cls_pool if cls else gen_pool
-            demos = rng.sample(pool, min(st.num_demos, len(pool)))
-            reqs.append(Request.from_sampling(instances_prompt(demos, r["instruction"], output_first=cls),
-                                              st.sampling, seed=derive_seed(ctx.cfg.seed, "instances", r["id"])))
+            rng = random.Random(derive_seed(seed, "instances", "demos", r.id))
+            cls = bool(r.is_classification)
+            pool = self.cls_pool if cls else self.gen_pool
+            demos = rng.sample(pool, min(self.cfg.num_demos, len(pool)))
+            reqs.append(Request.from_sampling(instances_prompt(demos, r.instruction, output_first=cls),
+                                              self.cfg.sampling, seed=derive_seed(seed, "instances", r.id)))
         return reqs
 
-    def process(batch, comps):
-        counts = Counter()
-        rows, rejects = [], []
-        for r, c in zip(batch, comps):
+    def process(self, batch: list[Record], completions: list[Completion]) -> StageResult:
+        out, limit = StageResult(), self.cfg.max_instances
+        for r, c in zip(batch, completions):
             if c.error:
-                rejects.append({"id": r["id"], "instruction": r["instruction"], "reason": "request_failed",
-                                "error": c.error, "raw": c.text})
-                counts["reject:request_failed"] += 1
+                out.reject(Reject(r.id, "request_failed", instruction=r.instruction, raw=c.text, error=c.error))
                 continue
-            parse = parse_instances_output_first if r.get("is_classification") else parse_instances_input_first
+            parse = parse_instances_output_first if r.is_classification else parse_instances_input_first
             found, err = parse(c.text, truncated=c.finish_reason == "length")
             if err:
-                rejects.append({"id": r["id"], "instruction": r["instruction"], "reason": "unparseable",
-                                "detail": err, "raw": c.text})
-                counts["reject:unparseable"] += 1
+                out.reject(Reject(r.id, "unparseable", instruction=r.instruction, detail=err, raw=c.text))
                 continue
-            counts["instances"] += min(len(found), st.max_instances)
-            rows.append(dict(r, instances=[{"input": i.input, "output": i.output} for i in found[: st.max_instances]],
-                             instances_raw=c.text))
-        return rows, rejects, counts
-
-    run_batches(ctx, store, "instances", rows_in, st.batch_size, process, make_requests)
+            out.counts.add("instances", min(len(found), limit))
+            r.instances = [Instance(i.input, i.output) for i in found[:limit]]
+            r.raw["instances"] = c.text
+            out.keep(r)
+        return out

@@ -1,0 +1,67 @@
+"""The backends a pipeline's stages use: one per (backend, model, server URLs), started when a stage
+first needs it, and closed as soon as no later stage does. In-process engines hold the model in (GPU)
+memory, so at most one is open at a time: opening another closes the first, and `close` verifies the
+engine let its memory go (see backends.vllm_engine.close_llm)."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..backends import Backend, backend_spec, create_backend
+from ..models import resolve_model
+from ..provenance import model_fingerprint
+from .config import PipelineConfig
+
+Key = tuple[str, str, tuple[str, ...]]
+
+
+class Engines:
+    def __init__(self, cfg: PipelineConfig, given: Backend | None = None,
+                 log: Callable[[str], None] = lambda m: None):
+        """`given`: a backend the caller owns (tests, benchmarks): every model stage uses it, and it is
+        not closed here."""
+        self.cfg, self.given, self.log = cfg, given, log
+        self.open: dict[Key, Backend] = {}
+        self.paths: dict[str, str] = {}  # model name -> what the backend loads
+
+    def key(self, stage: str) -> Key:
+        opts = self.cfg.backend_options(stage)
+        return (self.cfg.backend_of(stage), self.cfg.model_of(stage), tuple(getattr(opts, "base_urls", ()) or ()))
+
+    def model_path(self, stage: str) -> str:
+        """The model as its backend loads it. In-process engines need a local folder (the embedded
+        model is prepared on first use): resolved before anything runs, so a bad path fails fast."""
+        name = self.cfg.model_of(stage)
+        if self.given is None and backend_spec(self.cfg.backend_of(stage)).local_model:
+            if name not in self.paths:
+                self.paths[name] = resolve_model(name)
+            return self.paths[name]
+        return self.paths.get(name) or name
+
+    def fingerprint(self, stage: str) -> dict[str, Any]:
+        name = self.cfg.model_of(stage)
+        if self.given is not None:
+            return {"name": name, "backend": self.given.kind}
+        return model_fingerprint(name, self.model_path(stage))
+
+    def get(self, stage: str) -> Backend:
+        if self.given is not None:
+            return self.given
+        key = self.key(stage)
+        if key not in self.open:
+            if backend_spec(key[0]).in_process:
+                for other in [k for k in self.open if backend_spec(k[0]).in_process]:
+                    self.log(f"closing the {other[0]} engine of {other[1]} before starting {key[1]}")
+                    self.open.pop(other).close()
+            self.open[key] = create_backend(key[0], self.model_path(stage), self.cfg.backend_options(stage),
+                                            seed=self.cfg.seed)
+        return self.open[key]
+
+    def release(self, later_stages: list[str], uses_model: Callable[[str], bool]) -> None:
+        """Close the backends no later stage needs."""
+        needed = {self.key(s) for s in later_stages if uses_model(s)}
+        for k in [k for k in self.open if k not in needed]:
+            self.open.pop(k).close()
+
+    def close(self) -> None:
+        while self.open:
+            self.open.popitem()[1].close()

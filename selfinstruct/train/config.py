@@ -1,0 +1,112 @@
+"""The `finetune:` settings: every field declared once, with its help and range (`setting(...)`).
+
+From these declarations come the YAML loading and checks (`load_finetune_config`, errors naming file:line
+and the field, or "(given on the command line)") and the options of `selfinstruct finetune`
+(`options_of(FinetuneConfig)`: a flag per field, named by `flag=` or after the field). Precedence:
+YAML < `--set key=value` < a dedicated flag. Rules that involve more than one value, or the file
+system, are the dataclasses' `check(self, err)` methods.
+
+Imports nothing heavy (torch/trl only inside `check` for sft_args): the CLI builds its options from here.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..io.settings import Err, load_settings, setting
+from ..models import EMBEDDED_MODEL
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+MODEL_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass
+class LoraOptions:
+    enabled: bool = setting(False, flag="--lora", help="Train a LoRA adapter instead of all weights.")
+    r: int = setting(16, min=1, help="LoRA rank.")
+    alpha: int = setting(32, min=0, min_exclusive=True, help="LoRA alpha.")
+    dropout: float = setting(0.05, min=0, help="LoRA dropout, in [0, 1).")
+    target_modules: list[str] = setting(factory=lambda: ["all-linear"], flag="--lora-target",
+                                        help="LoRA target module, e.g. q_proj; default: all-linear")
+    merge: bool = setting(True, flag="--merge",
+                          help="With --lora: save base+adapter merged into one full model that vLLM and "
+                               "transformers load as is (default), or the adapter folder only (--no-merge).")
+
+    def check(self, err: Err) -> None:
+        if self.dropout >= 1.0:
+            err("dropout", "must be < 1")
+        if not self.target_modules:
+            err("target_modules", "must name at least one module (or [all-linear])")
+
+
+@dataclass
+class FinetuneConfig:
+    model: str = setting(EMBEDDED_MODEL, help="Base model: HF id, local folder or embedded:smollm2-135m-instruct.")
+    seed: int = setting(42, help="Seed of the trainer and of the data order.")
+    learning_rate: float | None = setting(None, flag="--lr", min=0, min_exclusive=True,
+                                          help="Learning rate (default: 2e-5 full, 2e-4 LoRA).")
+    epochs: float = setting(3.0, min=0, min_exclusive=True, help="Number of epochs (ignored when --max-steps is set).")
+    max_steps: int | None = setting(None, min=1, help="Stop after this many optimizer steps (overrides --epochs).")
+    batch_size: int = setting(8, min=1, help="Per-device train batch size.")
+    eval_batch_size: int | None = setting(None, min=1, help="Per-device eval batch size (default: --batch-size).")
+    grad_accum: int = setting(1, min=1, help="Gradient accumulation steps.")
+    max_length: int = setting(1024, min=8, help="Max tokens per example (prompt + completion); longer ones are "
+                                                "cut at the end.")
+    warmup: float = setting(0.0, min=0, help="Warmup: fraction of the steps (< 1) or number of steps (>= 1).")
+    lr_scheduler: str = setting("linear", help="Any transformers scheduler name: linear, cosine, constant, ...")
+    weight_decay: float = setting(0.0, min=0, help="Weight decay.")
+    max_grad_norm: float = setting(1.0, min=0, help="Gradient clipping norm.")
+    precision: str = setting("auto", choices=PRECISIONS,
+                             help="Mixed precision (auto: bf16, or fp16, on a GPU; fp32 on CPU).")
+    model_dtype: str = setting("auto", choices=MODEL_DTYPES,
+                               help="Weights as loaded (auto: float32, or bfloat16 for LoRA on a bf16 GPU).")
+    gradient_checkpointing: bool = setting(False, help="Save GPU memory on big models (~20% slower).")
+    packing: bool = setting(False, help="Pack several examples into each sequence.")
+    logging_steps: int = setting(5, min=1, help="Log the train loss every N steps.")
+    eval_steps: int | None = setting(None, min=1, help="Also evaluate every N steps (default: before/after only).")
+    save_steps: int = setting(100, min=1, help="Checkpoint every N steps (to OUT/checkpoints, for --resume).")
+    save_total_limit: int = setting(2, min=1, help="Checkpoints kept while training.")
+    keep_checkpoints: bool = setting(False, help="Keep OUT/checkpoints after a finished run (default: deleted).")
+    chat_template: str | None = setting(None, help="For models without a chat template: a tokenizer folder/id "
+                                                   "or a .jinja file.")
+    lora: LoraOptions = setting(factory=LoraOptions, help="LoRA settings.")
+    sft_args: dict[str, Any] = setting(factory=dict, help="Any other trl.SFTConfig field (YAML or --set only).")
+    source: str | None = setting(None, internal=True)  # the YAML file, when there is one
+
+    def effective_lr(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 2e-4 if self.lora.enabled else 2e-5
+
+    def check(self, err: Err) -> None:
+        if not self.model:
+            err("model", "must not be empty")
+        p = Path(self.model).expanduser()
+        if self.model.startswith((".", "/", "~")) and not p.exists():
+            err("model", f"model path does not exist: {self.model}")
+        if p.is_dir() and not (p / "config.json").is_file():
+            err("model", f"model folder has no config.json: {self.model}")
+        if self.sft_args:
+            known = sft_config_fields()
+            if known is not None:
+                for k in self.sft_args:
+                    if k not in known:
+                        err(f"sft_args.{k}", "not a field of trl.SFTConfig")
+
+
+def sft_config_fields() -> set[str] | None:
+    """The field names of trl.SFTConfig, or None without trl (then reported when training starts)."""
+    try:
+        from trl import SFTConfig
+    except Exception:
+        return None
+    return {f.name for f in dataclasses.fields(SFTConfig)}
+
+
+def load_finetune_config(path: str | Path | None, flags: dict[str, Any] | None = None, *,
+                         sets: list[str] | tuple[str, ...] = ()) -> FinetuneConfig:
+    """The `finetune:` section of a YAML file (the defaults when path is None), then the `--set KEY=VALUE`
+    items, then the dedicated flags (dotted keys, None = not given), checked as a whole."""
+    return load_settings(FinetuneConfig, path, section="finetune", sets=sets, flags=flags)
