@@ -10,6 +10,8 @@ from click.testing import CliRunner
 
 from selfinstruct.cli import main
 
+# real training on CPU: the session fixtures train the embedded model for a few steps
+pytestmark = pytest.mark.timeout(900)
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "pipelines" / "finetune.yaml"
 ANSWER = "The secret code is ZEBRA-42."
@@ -173,6 +175,7 @@ def test_evaluate_transformers(base_model, full_run, data_dir, tmp_path):
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(1500)
 def test_evaluate_vllm(base_model, full_run, data_dir, tmp_path):
     """vLLM loads the saved folder; one engine start per model."""
     import os

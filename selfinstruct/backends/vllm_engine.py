@@ -49,6 +49,11 @@ def start_llm(**kwargs):
     process), so that `close_llm` can check that they are gone."""
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "1") == "0":
+        # an engine inside this process cannot be verified to have let its memory go
+        from ..io.errors import UserError
+        raise UserError("VLLM_ENABLE_V1_MULTIPROCESSING=0 is set: selfinstruct runs vLLM's engine core in its own "
+                        "process, so that closing an engine provably frees its memory; unset it")
     from vllm import LLM
 
     before = _children()

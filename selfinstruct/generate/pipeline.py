@@ -67,9 +67,10 @@ def run_pipeline(cfg: PipelineConfig, out: Path, *, force: bool = False, quiet: 
     ctx.engines.log = ctx.log
     model_stages = [s for s in cfg.stages if get_stage(s).uses_model]
     models = {s: ctx.engines.fingerprint(s) for s in model_stages}  # fails fast on a bad model path
+    versions = library_versions()
     check_writable(out)
     atomic_write_json(out / "run.json", {
-        "schema": SCHEMA, "versions": library_versions(), "config": cfg.to_dict(), "config_file": cfg.source,
+        "schema": SCHEMA, "versions": versions, "config": cfg.to_dict(), "config_file": cfg.source,
         "seed_tasks": str(seed_path), "models": models})
     digest = hashlib.sha256(seed_path.read_bytes()).hexdigest()
 
@@ -84,7 +85,8 @@ def run_pipeline(cfg: PipelineConfig, out: Path, *, force: bool = False, quiet: 
                 ctx.log(f"{name}: already complete ({store.num_rows()} rows), skipping")
             else:
                 # which model wrote this stage's fields (the record keeps its own layout on disk)
-                store.manifest["provenance"] = {"model": models.get(name), "writes": sorted(cls.writes)}
+                store.manifest["provenance"] = {"model": models.get(name), "writes": sorted(cls.writes),
+                                                "versions": versions}
                 cls(ctx, cfg.stage(name)).run(store, prev)
             summary[name] = StageSummary(store.num_rows(), store.totals(), round(time.time() - t0, 1))
             digest, prev = store.digest(), store

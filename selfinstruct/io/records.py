@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 # Wire names of the provenance a generator stage records (kept in this order).
 PROVENANCE_KEYS = ("round", "model", "sampling", "prompt_demos", "request_seed", "nearest")
@@ -117,12 +117,6 @@ class Reject:
                 out[k] = getattr(self, k)
         return out
 
-    @classmethod
-    def from_json(cls, d: dict[str, Any], level: str = "record") -> "Reject":
-        known = {k: d[k] for k in ("instruction", "input", "output", "detail", "raw", "error", "round", "kept_as")
-                 if k in d}
-        return cls(id=str(d.get("id", "")), reason=str(d.get("reason", "")), level=level, **known)
-
 
 # ------------------------------------------------------------------------------------------------ counts
 
@@ -156,10 +150,6 @@ class Counts:
     def add(self, name: str, n: int = 1) -> None:
         self.tallies[name] += n
 
-    def update(self, other: "Counts") -> None:
-        self.drops.update(other.drops)
-        self.tallies.update(other.tallies)
-
     def dropped(self, level: str = "record") -> int:
         return sum(v for (lv, _), v in self.drops.items() if lv == level)
 
@@ -170,23 +160,11 @@ class Counts:
                 out[reason] += v
         return dict(out)
 
-    def by_level(self) -> Iterator[tuple[str, str, int]]:
-        for (lv, reason), v in self.drops.items():
-            yield lv, reason, v
-
     def __getitem__(self, name: str) -> int:
         return self.tallies.get(name, 0)
 
     def to_flat(self) -> dict[str, int]:
-        """Insertion order: tallies and drops as they were first counted (the manifest's order)."""
+        """The manifest's flat mapping: drops (prefixed by level), then tallies, each in counting order."""
         out = {f"{LEVEL_PREFIX[lv]}{reason}": v for (lv, reason), v in self.drops.items()}
         out.update(self.tallies)
         return out
-
-    def __bool__(self) -> bool:
-        return bool(self.drops or self.tallies)
-
-
-def records(rows: Iterable[dict[str, Any]]) -> Iterator[Record]:
-    for d in rows:
-        yield Record.from_json(d)
