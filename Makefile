@@ -6,13 +6,13 @@ RUN     ?= runs/default
 ARGS    ?=
 PYTEST_ARGS ?=
 
-.PHONY: help install prepare-model generate alpaca test test-unit finetune evaluate stats bench bench-dedup bench-generate clean
+.PHONY: help install prepare-model generate alpaca test test-unit finetune evaluate stats bench bench-dedup bench-generate bench-ifbench clean
 
 help:
 	@echo "make generate   install, prepare the embedded model, run $(CONFIG) -> $(RUN)"
 	@echo "make test       install, prepare the embedded model, run all tests (unit + real vLLM integration)"
 	@echo "make finetune   fine-tune the embedded model on $(RUN)/export -> $(RUN)/finetuned"
-	@echo "make evaluate   base vs fine-tuned answers on the held-out split"
+	@echo "make evaluate   base vs fine-tuned answers on the held-out split (SUITES=\"ifbench constraints pairwise reference\")"
 	@echo "make stats      report on $(RUN)"
 	@echo "make bench      benchmarks (bench/)"
 
@@ -41,8 +41,13 @@ finetune: prepare-model
 	$(BIN)/selfinstruct finetune -c pipelines/finetune.yaml -d $(RUN) -o $(RUN)/finetuned \
 	  --max-steps 20 --batch-size 4 --max-length 512 --overwrite $(ARGS)
 
+SUITES ?= reference
 evaluate: prepare-model
-	$(BIN)/selfinstruct evaluate --tuned $(RUN)/finetuned --data $(RUN) --max-new-tokens 128 $(ARGS)
+	$(BIN)/selfinstruct evaluate --tuned $(RUN)/finetuned --data $(RUN) $(foreach s,$(SUITES),--suite $(s)) $(ARGS)
+
+# the full IFBench suite, embedded base vs the `make finetune` output (about 10-15 minutes per model on CPU)
+bench-ifbench: prepare-model
+	$(BIN)/selfinstruct evaluate --tuned $(RUN)/finetuned --suite ifbench -o $(RUN)/finetuned/bench.jsonl --no-loss $(ARGS)
 
 stats: install
 	$(BIN)/selfinstruct stats $(RUN)

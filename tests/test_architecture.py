@@ -103,7 +103,10 @@ def test_every_numeric_option_is_range_checked(tmp_path):
                         ("classify: {batch_size: 0}\n", "classify.batch_size"),
                         ("bootstrap: {num_seed_demos: -1}\n", "bootstrap.num_seed_demos"),
                         ("instances: {max_instances: 0}\n", "instances.max_instances"),
-                        ("bootstrap: {sampling: {top_p: 0}}\n", "bootstrap.sampling.top_p")]:
+                        ("bootstrap: {sampling: {top_p: 0}}\n", "bootstrap.sampling.top_p"),
+                        ("bootstrap: {filters: {min_words: 9, max_words: 5}}\n", "bootstrap.filters.min_words"),
+                        ("export: {formats: []}\n", "export.formats"),
+                        ("max_consecutive_failures: 0\n", "max_consecutive_failures")]:
         with pytest.raises(UserError, match=f"field '{where}'"):
             small_config(tmp_path, text)
 

@@ -187,13 +187,27 @@ def test_evaluate_vllm(base_model, full_run, data_dir, tmp_path):
     cli = os.path.join(os.path.dirname(sys.executable), "selfinstruct")
     res = subprocess.run([cli, "evaluate", "--base", str(base_model), "--tuned", str(full_run), "--data",
                           str(data_dir), "-o", str(out), "--engine", "vllm", "--max-new-tokens", "12",
-                          "--no-loss", "-q"], capture_output=True, text=True, timeout=1200)
+                          "--suite", "reference", "--suite", "ifbench", "--suite", "constraints", "--suite", "pairwise",
+                          "--limit", "4", "--no-loss", "-q"], capture_output=True, text=True, timeout=1200)
     assert res.returncode == 0, res.stderr[-3000:]
     s = json.loads(out.with_name("eval.summary.json").read_text())
     assert s["base"]["engine"] == s["tuned"]["engine"] == "vllm"
     assert s["tuned"]["rouge_l"] > s["base"]["rouge_l"]
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(rows) == 4 and sum("ZEBRA" in r["tuned"] for r in rows) >= 3
+    # the other suites ran on the same engines (one per model) and a judge
+    ifb = s["suites"]["ifbench"]
+    assert ifb["prompts"] == 4 and set(ifb["metrics"]) == {"base", "tuned"}
+    for iv in ifb["metrics"]["tuned"].values():
+        assert iv["low"] is None or iv["low"] <= iv["estimate"] <= iv["high"]
+    assert "tuned - base" in ifb["differences"] and ifb["notes"]["cut_off_share"]["base"] > 0  # 12 tokens: cut off
+    assert s["suites"]["constraints"]["prompts"] == 4
+    pw = s["suites"]["pairwise"]["notes"]["tuned vs base"]
+    assert pw["wins"] + pw["ties"] + pw["losses"] == 4
+    side = [json.loads(x) for x in out.with_name("eval.pairwise.jsonl").read_text().splitlines()]
+    assert len(side) == 4 and all(len(r["tuned_judge_raw"]) == 2 for r in side)
+    assert out.with_name("eval.report.html").stat().st_size > 1000
+    assert "ifbench" in res.stdout and "pairwise" in res.stdout
 
 
 # ------------------------------------------------------------------------------------ bad input: exit 2

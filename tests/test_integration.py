@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -170,8 +171,60 @@ def test_cli_generate_end_to_end(tmp_path):
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=1500)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "done:" in p.stdout and "bootstrap" in p.stdout
+    # -q is quiet: vLLM's, torch's and triton's output went to the run's log file, not the terminal
+    allowed = re.compile(r"^(\w+: (already complete|stopped after|the engine runs|closing the)|warning: )")
+    assert [line for line in p.stderr.splitlines() if line.strip() and not allowed.match(line)] == []
+    assert (run / "selfinstruct.log").stat().st_size > 0
     assert len(stage_rows(run, "bootstrap")) == 20
     assert (run / "export" / "train.prompt_completion.jsonl").exists()
     # re-running resumes: every stage is complete, nothing is regenerated
     p2 = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert p2.returncode == 0 and p2.stderr.count("already complete") == 5
+
+
+@pytest.fixture(scope="module")
+def bos_model(tmp_path_factory):
+    """A copy of the embedded model whose tokenizer adds BOS (<|im_start|>) to any text, like Llama 3's:
+    its chat template already starts with that token, so rendering to text and tokenizing again would
+    give it twice. The weights are linked, not copied."""
+    from selfinstruct.models import prepare_embedded_model
+
+    src, dst = prepare_embedded_model(), tmp_path_factory.mktemp("bos-model")
+    for f in src.iterdir():
+        (dst / f.name).symlink_to(f)
+    tok = json.loads((src / "tokenizer.json").read_text())
+    tok["post_processor"] = {"type": "TemplateProcessing",
+                             "single": [{"SpecialToken": {"id": "<|im_start|>", "type_id": 0}},
+                                        {"Sequence": {"id": "A", "type_id": 0}}],
+                             "pair": [{"SpecialToken": {"id": "<|im_start|>", "type_id": 0}},
+                                      {"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                             "special_tokens": {"<|im_start|>": {"id": "<|im_start|>", "ids": [1],
+                                                                 "tokens": ["<|im_start|>"]}}}
+    (dst / "tokenizer.json").unlink()
+    (dst / "tokenizer.json").write_text(json.dumps(tok))
+    return dst
+
+
+def test_chat_prompts_reach_the_engine_as_the_templates_token_ids(bos_model):
+    """The engine receives exactly apply_chat_template(tokenize=True): one BOS, not two."""
+    from transformers import AutoTokenizer
+
+    from selfinstruct.backends import Request
+    from selfinstruct.backends.vllm_engine import VllmBackend, VllmOptions
+
+    tok = AutoTokenizer.from_pretrained(bos_model)
+    messages = [{"role": "user", "content": "Name a color."}]
+    want = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=True)["input_ids"]
+    as_text = tok(tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)).input_ids
+    assert want[0] == 1 and want[1] != 1 and as_text[:2] == [1, 1]  # the text path would double the BOS
+    be = VllmBackend(str(bos_model), VllmOptions(max_model_len=512))
+    try:
+        be.start(Request(messages, max_tokens=2, temperature=0.0))
+        got = None
+        while got is None:
+            for o in be.llm.llm_engine.step():
+                if o.finished:
+                    got = list(o.prompt_token_ids)
+        assert got == list(want)
+    finally:
+        be.close()  # verified: its engine process exits before the next test's engine starts

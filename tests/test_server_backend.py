@@ -146,3 +146,49 @@ def test_server_killed_and_restarted_mid_run(server, tmp_path):
     rejects = [r for s in STAGES for r in read_stage_rows(run / s, rejects=True)]
     assert not [r for r in rejects if r["reason"] == "request_failed"]
     assert snapshot(run) == snapshot(ref)
+
+
+def test_an_outage_loses_nothing_and_the_rerun_is_identical(server, tmp_path):
+    """The server (behind a switchable proxy) answers 503 for a while: the run stops with exit code 3
+    and nothing failed committed; re-running after the outage gives, at max_concurrency 1, exactly the
+    dataset of a run that never saw it."""
+    import urllib.error
+    import urllib.request
+
+    from selfinstruct.generate.pipeline import run_pipeline
+    from selfinstruct.io.errors import Incomplete
+
+    from .fault_server import FaultServer, Reply
+
+    outage = {"from": 10**9, "length": 12}
+    base = server.url.rsplit("/v1", 1)[0]
+
+    def proxy(req):
+        if outage["from"] <= req.n < outage["from"] + outage["length"]:
+            return Reply(503, {"error": "maintenance"})
+        data = json.dumps(req.body).encode() if req.path.endswith("completions") else None
+        fwd = urllib.request.Request(base + req.path, data=data, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(fwd, timeout=120) as r:
+                return Reply(r.status, r.read())
+        except urllib.error.HTTPError as e:
+            return Reply(e.code, e.read())
+
+    with FaultServer(proxy) as srv:
+        cfg_path = write_config(tmp_path / "c.yaml", srv.url)
+        cfg = load_config(cfg_path)
+        cfg.openai.max_retries, cfg.openai.backoff_s = 2, 0.05
+        run_pipeline(cfg, tmp_path / "ref", quiet=True)
+        outage["from"] = srv.count + 9  # somewhere in the bootstrap rounds
+        with pytest.raises(Incomplete) as e:
+            run_pipeline(cfg, tmp_path / "run", quiet=True)
+        assert e.value.failed >= 1
+        check_consistent(tmp_path / "run")
+        run_pipeline(cfg, tmp_path / "run", quiet=True)
+    rejects = [r for s in STAGES for r in read_stage_rows(tmp_path / "run" / s, rejects=True)]
+    assert not [r for r in rejects if r["reason"] == "request_failed"]
+    for stage in [*STAGES, "export"]:
+        for f in sorted((tmp_path / "ref" / stage).rglob("*.json*")):
+            if f.name != "manifest.json":
+                assert (tmp_path / "run" / stage / f.relative_to(tmp_path / "ref" / stage)).read_bytes() == \
+                    f.read_bytes(), f

@@ -5,6 +5,7 @@ this registry."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Any
 
 from .base import Backend, Completion, Request
@@ -31,19 +32,33 @@ def register_backend(name: str, options: type, *, local_model: bool = False, in_
     return deco
 
 
+_plugins_loaded = False
+
+
+def _load_plugins() -> None:
+    """Backends of other packages (and the test backend `fake`) register through the entry-point
+    group `selfinstruct.backends`: importing the module named there runs its @register_backend."""
+    global _plugins_loaded
+    if not _plugins_loaded:
+        _plugins_loaded = True
+        for ep in entry_points(group="selfinstruct.backends"):
+            ep.load()
+
+
 def backends() -> dict[str, BackendSpec]:
+    _load_plugins()
     return dict(_BACKENDS)
 
 
 def backend_spec(name: str) -> BackendSpec:
-    return _BACKENDS[name]
+    return backends()[name]
 
 
 def create_backend(name: str, model: str, options: Any, *, seed: int = 0) -> Backend:
-    return _BACKENDS[name].cls(model, options, seed=seed)
+    return backend_spec(name).cls(model, options, seed=seed)
 
 
-# the built-in backends register themselves (neither imports vllm or httpx until it is created)
+# the built-in backends register themselves (vllm is imported when an engine is created)
 from . import openai_server, vllm_engine  # noqa: E402,F401
 
 __all__ = ["Backend", "BackendSpec", "Completion", "Request", "backend_spec", "backends", "create_backend",

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Hashable
 
@@ -23,13 +24,27 @@ class Request:
                    frequency_penalty=sampling.frequency_penalty, presence_penalty=sampling.presence_penalty)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def safe_text(text: str) -> str:
+    """Text a model or server returned, made writable: a lone surrogate (valid JSON, invalid UTF-8, as
+    some servers send for a token that splits an emoji) becomes U+FFFD instead of failing every write."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
 @dataclass
 class Completion:
     text: str
     finish_reason: str | None = None  # "stop" | "length" | None
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    error: str | None = None  # set when the request failed for good (after retries)
+    error: str | None = None  # set when the request failed for good (after retries): never final data
+
+    def __post_init__(self):
+        self.text = safe_text(self.text)
+        if self.error is not None:
+            self.error = safe_text(self.error)
 
 
 class Backend:

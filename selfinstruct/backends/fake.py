@@ -23,6 +23,7 @@ from .base import Backend, Completion, Request
 class FakeOptions:
     capacity: int = setting(8, min=1, help="requests it says it runs at once")
     order_seed: int = setting(0, help="seed of the order in which requests finish")
+    fail_share: float = setting(0.0, min=0.0, max=1.0, help="share of requests that fail (by request hash)")
 
 WORDS = ("river mountain poem budget recipe sentence customer email planet story invoice garden "
          "protein melody chess bridge ticket vaccine rocket lantern harbor violin glacier desert").split()
@@ -116,6 +117,7 @@ class FakeBackend(Backend):
         self.model = model
         self.rng = random.Random(options.order_seed if order_seed is None else order_seed)
         self.cap = options.capacity if cap is None else cap
+        self.fail_share = options.fail_share
         self.live: dict[int, Request] = {}
         self.n = self.max_live = 0
         self.aborted: list[Hashable] = []
@@ -138,6 +140,9 @@ class FakeBackend(Backend):
         out = []
         for h in hs:
             r = self.live.pop(h)
+            if self.fail_share and _rng(r, "fail").random() < self.fail_share:
+                out.append((h, Completion(text="", error="HTTP 503: the fake server is down")))
+                continue
             text = answer(r)
             out.append((h, Completion(text=text, finish_reason="stop", prompt_tokens=len(str(r.prompt)) // 4,
                                       completion_tokens=len(text) // 4)))

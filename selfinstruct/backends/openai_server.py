@@ -1,10 +1,13 @@
 """Any OpenAI-compatible server (for example `vllm serve MODEL`): one or several base URLs, bounded
 concurrency (a sliding window of in-flight requests), timeouts, retries with exponential backoff on
-connection errors and 5xx answers. The API key comes from the environment only and is never logged."""
+connection errors, 429 and 5xx answers (honouring Retry-After), a wall-clock deadline per attempt and a
+cap on the answer's size. The API key comes from the environment only, and it and any credentials in
+the URLs are redacted from every error text."""
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import queue
 import random
@@ -12,6 +15,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
+from ..io.console import terminal
+from ..io.secrets import redact
 from ..io.settings import setting
 from . import register_backend
 from .base import Backend, Completion, Request
@@ -27,16 +34,29 @@ class OpenAIOptions:
     timeout_s: float = setting(120.0, min=0.0, min_exclusive=True, help="timeout per request, seconds")
     max_retries: int = setting(6, min=0, help="retries of a failed request (connection errors, 5xx, 429)")
     backoff_s: float = setting(0.5, min=0.0, help="first retry delay, doubled each retry")
+    max_response_bytes: int = setting(8 << 20, min=1024, help="a larger answer is a failed request")
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+MAX_WAIT_S = 60.0  # longest pause between attempts, Retry-After included
+
+
+class ResponseTooLarge(Exception):
+    pass
+
+
+def retry_after(value: str | None) -> float:
+    """Seconds a 429/503 answer asks to wait (the header's delta-seconds form; 0 if absent or a date)."""
+    try:
+        return max(0.0, float(value)) if value else 0.0
+    except ValueError:
+        return 0.0
 
 
 @register_backend("openai", OpenAIOptions)
 class OpenAIBackend(Backend):
     def __init__(self, model: str, opts: OpenAIOptions, seed: int = 0, served_model: str | None = None):
-        import httpx  # noqa: F401  (fail early if missing)
-
         self.opts = opts
+        self.warn = lambda msg: print(f"warning: {msg}", file=terminal(), flush=True)
         self.model = model
         self.served_model = served_model
         self.base_urls = [u.rstrip("/") for u in opts.base_urls]
@@ -51,10 +71,15 @@ class OpenAIBackend(Backend):
         self._results: queue.SimpleQueue = queue.SimpleQueue()
 
     def describe(self):
-        return {"backend": self.kind, "model": self.model, "base_urls": self.base_urls}
+        return {"backend": self.kind, "model": self.model, "base_urls": [redact(u) for u in self.base_urls]}
 
     def __repr__(self):  # never show the key
-        return f"OpenAIBackend(model={self.model!r}, base_urls={self.base_urls!r})"
+        return f"OpenAIBackend(model={self.model!r}, base_urls={[redact(u) for u in self.base_urls]!r})"
+
+    def _safe(self, text: str) -> str:
+        """Error text as it may be written or printed: without the key or URL credentials (a server
+        may echo the Authorization header back)."""
+        return redact(text, [self._api_key or ""])
 
     async def _served_name(self, client) -> str:
         if self.served_model:
@@ -63,19 +88,51 @@ class OpenAIBackend(Backend):
         for _ in range(self.opts.max_retries + 1):
             url = self.base_urls[next(self._rr) % len(self.base_urls)]
             try:
-                r = await client.get(f"{url}/models", headers=self._headers())
+                r = await asyncio.wait_for(client.get(f"{url}/models", headers=self._headers()), self.opts.timeout_s)
                 if r.status_code == 200:
                     ids = [m["id"] for m in r.json().get("data", [])]
                     self.served_model = self.model if self.model in ids or not ids else ids[0]
+                    if ids and self.model not in ids:
+                        self.warn(f"the server does not list the model {self.model!r}; using {ids[0]!r} "
+                                  f"(it serves: {', '.join(ids[:5])})")
                     return self.served_model
-            except Exception:
-                pass
+            except (httpx.HTTPError, asyncio.TimeoutError, ValueError, KeyError, TypeError):
+                pass  # not answering yet: the requests themselves retry and report
             await asyncio.sleep(self.opts.backoff_s)
         self.served_model = self.model
         return self.model
 
     def _headers(self):
         return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+
+    async def _post(self, client, url: str, body: dict) -> tuple[int, dict[str, str], bytes]:
+        """One attempt: status, headers and at most `max_response_bytes` of the body, all within
+        `timeout_s` of wall-clock time (httpx's own timeouts are per read: a server sending one byte at
+        a time would never time out)."""
+        async def attempt():
+            async with client.stream("POST", url, json=body, headers=self._headers()) as r:
+                data = bytearray()
+                async for chunk in r.aiter_bytes():
+                    data += chunk
+                    if len(data) > self.opts.max_response_bytes:
+                        raise ResponseTooLarge(f"response larger than {self.opts.max_response_bytes} bytes")
+                return r.status_code, dict(r.headers), bytes(data)
+        return await asyncio.wait_for(attempt(), self.opts.timeout_s)
+
+    @staticmethod
+    def _parse(data: dict, chat: bool) -> Completion:
+        """The completion of choice 0 (by its `index`: servers need not list choices in order)."""
+        choices = sorted(data.get("choices") or [], key=lambda c: c.get("index", 0))
+        if not choices:
+            return Completion(text="", error="no choices in the response")
+        choice = choices[0]
+        text = (choice.get("message") or {}).get("content") if chat else choice.get("text")
+        if not isinstance(text, str):
+            return Completion(text="", error=f"the response has no text (got {type(text).__name__})")
+        usage = data.get("usage") or {}
+        return Completion(text=text, finish_reason=choice.get("finish_reason"),
+                          prompt_tokens=usage.get("prompt_tokens") or 0,
+                          completion_tokens=usage.get("completion_tokens") or 0)
 
     async def _one(self, client, sem, req: Request, model: str) -> Completion:
         chat = not isinstance(req.prompt, str)
@@ -86,37 +143,35 @@ class OpenAIBackend(Backend):
             body["stop"] = req.stop
         if req.seed is not None:
             body["seed"] = req.seed
-        if chat:
-            body["messages"] = req.prompt
-        else:
-            body["prompt"] = req.prompt
+        body["messages" if chat else "prompt"] = req.prompt
         path = "/chat/completions" if chat else "/completions"
         last_err = "unknown error"
         async with sem:
             for attempt in range(self.opts.max_retries + 1):
                 url = self.base_urls[next(self._rr) % len(self.base_urls)] + path
+                wait = self.opts.backoff_s * (2 ** attempt) * (0.5 + random.random())
                 try:
-                    r = await client.post(url, json=body, headers=self._headers())
-                    if r.status_code == 200:
-                        data = r.json()
-                        choice = data["choices"][0]
-                        text = choice["message"]["content"] if chat else choice["text"]
-                        usage = data.get("usage") or {}
-                        return Completion(text=text or "", finish_reason=choice.get("finish_reason"),
-                                          prompt_tokens=usage.get("prompt_tokens", 0),
-                                          completion_tokens=usage.get("completion_tokens", 0))
-                    last_err = f"HTTP {r.status_code}: {r.text[:200]}"
-                    if r.status_code not in RETRY_STATUS:
-                        return Completion(text="", error=last_err)
-                except Exception as e:  # connection refused/reset, timeouts
+                    status, headers, raw = await self._post(client, url, body)
+                    if status == 200:
+                        c = self._parse(json.loads(raw), chat)
+                        if c.error is None:
+                            return c
+                        last_err = c.error
+                    else:
+                        last_err = f"HTTP {status}: {raw[:200].decode(errors='replace')}"
+                        if status not in RETRY_STATUS:
+                            return Completion(text="", error=self._safe(last_err))
+                        wait = max(wait, retry_after(headers.get("retry-after")))
+                except ResponseTooLarge as e:
+                    return Completion(text="", error=str(e))
+                except asyncio.TimeoutError:
+                    last_err = f"no complete answer within timeout_s={self.opts.timeout_s}"
+                except (httpx.HTTPError, OSError, ValueError) as e:  # connection refused/reset, bad JSON
                     last_err = f"{type(e).__name__}: {e}"[:300]
-                delay = self.opts.backoff_s * (2 ** attempt) * (0.5 + random.random())
-                await asyncio.sleep(min(delay, 30.0))
-        return Completion(text="", error=f"failed after {self.opts.max_retries + 1} attempts: {last_err}")
+                await asyncio.sleep(min(wait, MAX_WAIT_S))
+        return Completion(text="", error=self._safe(f"failed after {self.opts.max_retries + 1} attempts: {last_err}"))
 
     async def _call(self, req: Request) -> Completion:
-        import httpx
-
         if self._client is None:  # one client and one window of in-flight requests for all requests
             self._sem = asyncio.Semaphore(self.opts.max_concurrency)
             self._client = httpx.AsyncClient(timeout=self.opts.timeout_s,
@@ -142,7 +197,7 @@ class OpenAIBackend(Backend):
                 try:
                     c = f.result()
                 except Exception as e:  # a bug, not a server error: report it on the record
-                    c = Completion(text="", error=f"{type(e).__name__}: {e}"[:300])
+                    c = Completion(text="", error=self._safe(f"{type(e).__name__}: {e}"[:300]))
                 self._results.put((h, c))
 
         fut.add_done_callback(done)
@@ -166,10 +221,19 @@ class OpenAIBackend(Backend):
     def capacity(self, request: Request) -> int:
         return self.opts.max_concurrency
 
+    async def _shutdown(self) -> None:
+        """Cancel whatever still runs (aborted requests, the model lookup), let it unwind, then close
+        the client: no request may start on a closed client."""
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+
     def close(self) -> None:
         self.abort(list(self._live))
         if self._loop is not None:
-            if self._client is not None:
-                asyncio.run_coroutine_threadsafe(self._client.aclose(), self._loop).result(timeout=10)
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=30)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._loop, self._client = None, None

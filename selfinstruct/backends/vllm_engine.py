@@ -9,6 +9,7 @@ from typing import Any
 from ..io.settings import setting
 from . import register_backend
 from .base import Backend, Completion, Request
+from .chat import chat_token_ids
 
 
 @dataclass
@@ -147,10 +148,12 @@ class VllmBackend(Backend):
         self.tokenizer = self.llm.get_tokenizer()
         self._next_id = 0
 
-    def _text(self, prompt) -> str:
+    def engine_input(self, prompt) -> dict[str, Any]:
+        """The engine's input: raw text (completion prompts: the engine adds the tokenizer's special
+        tokens, as for any text) or, for chat messages, the template's token ids as they are."""
         if isinstance(prompt, str):
-            return prompt
-        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+            return {"prompt": prompt}
+        return {"prompt_token_ids": chat_token_ids(self.tokenizer, prompt)}
 
     # Requests go straight into the engine's queue (LLMEngine.add_request); `poll` steps the engine,
     # which keeps scheduling everything queued while the caller parses, filters and commits.
@@ -163,7 +166,7 @@ class VllmBackend(Backend):
                                 presence_penalty=r.presence_penalty)
         self._next_id += 1
         rid = f"si-{self._next_id}"  # outputs (and abort) use this external id, not the returned internal one
-        self.llm.llm_engine.add_request(rid, {"prompt": self._text(r.prompt)}, params)
+        self.llm.llm_engine.add_request(rid, self.engine_input(r.prompt), params)
         return rid
 
     def poll(self) -> list[tuple[str, Completion]]:
@@ -190,7 +193,8 @@ class VllmBackend(Backend):
         blocks = cfg.cache_config.num_gpu_blocks or 0
         if not blocks:
             return seqs
-        prompt = len(self.tokenizer.encode(self._text(request.prompt)))
+        p = self.engine_input(request.prompt)
+        prompt = len(p["prompt_token_ids"]) if "prompt_token_ids" in p else len(self.tokenizer.encode(p["prompt"]))
         per_request = prompt + max(1, request.max_tokens // 2)
         return max(1, min(seqs, blocks * cfg.cache_config.block_size // per_request))
 

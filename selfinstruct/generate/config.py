@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ..backends import backends
-from ..io.settings import (Err, Lines, apply_overrides, build, error_reporter, parse_set, public_fields, read_yaml,
-                           setting, to_dict)
+from ..io.settings import (Err, apply_overrides, build, error_reporter, parse_set, public_fields, read_yaml, setting,
+                           to_dict, unknown_key)
 from ..models import EMBEDDED_MODEL
 from .registry import stages as registered_stages
 
@@ -38,6 +38,10 @@ class InstructionFilters:
         "draw", "plot", "go to", "video", "audio", "music", "flowchart", "diagram", "photo", "photos"])
     blocked_prefixes: list[str] = setting(factory=lambda: ["Write a program"])
 
+    def check(self, err) -> None:
+        if self.min_words > self.max_words:
+            err("min_words", f"must be <= max_words ({self.max_words}): no instruction could pass")
+
 
 @dataclass
 class StageModel:
@@ -58,6 +62,8 @@ class PipelineConfig:
     seed_tasks: str = setting("seed_tasks/seed_tasks.jsonl", help="seed task file (JSONL or Alpaca JSON)")
     stages: list[str] = setting(factory=lambda: ["bootstrap", "classify", "instances", "filter", "export"],
                                 help="stages in order")
+    max_consecutive_failures: int = setting(20, min=1, help="stop the run (re-run resumes) when this many "
+                                                             "requests fail in a row: the server is down")
     sections: dict[str, Any] = setting(factory=dict, internal=True)  # backend options and stage configs
     source: str | None = setting(None, internal=True)  # the file it was loaded from
 
@@ -139,10 +145,8 @@ def build_config(data: dict[str, Any], err: Err) -> PipelineConfig:
     top = {k: v for k, v in data.items() if k not in classes}
     allowed = set(public_fields(PipelineConfig)) | set(classes)
     for key in top:
-        if key not in allowed:
-            close = [n for n in sorted(allowed) if n.startswith(str(key)[:3])]
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            err(str(key), f"unknown key{hint}; allowed: {', '.join(sorted(allowed))}")
+        if key not in allowed:  # listing the sections too (build would list the top-level keys only)
+            unknown_key(err, str(key), key, allowed)
     sections = {}
     for name, cls in classes.items():
         raw = data.get(name)
@@ -168,9 +172,6 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None, sets:
     cfg.source = str(path)
     return cfg
 
-
-def default_config() -> PipelineConfig:
-    return build_config({}, error_reporter(None, Lines()))
 
 
 def stable_hash(obj: Any) -> str:

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import hashlib
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..backends import Backend
+from ..io.console import terminal
 from .config import PipelineConfig
 from .engines import Engines
 from .seeds import SeedTask
@@ -31,12 +31,12 @@ class Context:
 
     def executor_for(self, stage: str):
         from .executor import LocalExecutor
-        return LocalExecutor(self.backend_for(stage))
+        return LocalExecutor(self.backend_for(stage), max_failures=self.cfg.max_consecutive_failures)
 
     def log(self, msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)  # -q hides progress bars, not these few lines
+        print(msg, file=terminal(), flush=True)  # -q hides progress bars and library output, not these lines
 
     def progress(self, total: int, desc: str, initial: int = 0):
         from tqdm import tqdm
         return tqdm(total=total, initial=initial, desc=desc, unit="rec", disable=self.quiet,
-                    file=sys.stderr, dynamic_ncols=True, leave=True)
+                    file=terminal(), dynamic_ncols=True, leave=True)

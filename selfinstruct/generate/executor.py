@@ -12,9 +12,10 @@ import itertools
 from typing import Callable, Iterable, Iterator, Protocol
 
 from ..backends.base import Backend, Completion, Request
+from ..io.errors import Incomplete
 from ..io.records import Record
 from ..io.shards import StageStore
-from .scheduler import Window
+from .scheduler import TooManyFailures, Window
 from .stage import BatchStage
 
 Batch = list[Record]
@@ -32,8 +33,8 @@ class Executor(Protocol):
 class LocalExecutor:
     """Requests of this process's backend, through one request window."""
 
-    def __init__(self, backend: Backend):
-        self.window = Window(backend)
+    def __init__(self, backend: Backend, max_failures: int | None = None):
+        self.window = Window(backend, max_failures=max_failures)
 
     def map(self, batches: Iterable[Batch], requests: Callable[[Batch], list[Request]]
             ) -> Iterator[tuple[Batch, list[Completion]]]:
@@ -49,12 +50,23 @@ class LocalExecutor:
                 queued += 1
             if not queued:
                 return
-            g, comps = self.window.next_group()
+            try:
+                g, comps = self.window.next_group()
+            except TooManyFailures as e:
+                raise Failed(self.window.failed, e.error) from None
             queued -= 1
             yield g.key, comps
 
     def close(self) -> None:
         self.window.close()
+
+
+class Failed(Exception):
+    """Requests failed for good (after the backend's retries); raised by `map` when a server is down."""
+
+    def __init__(self, failed: int, error: str):
+        self.failed, self.error = failed, error
+        super().__init__(error)
 
 
 def batches(records: Iterator[Record], size: int) -> Iterator[Batch]:
@@ -77,6 +89,9 @@ def run_batch_stage(stage: BatchStage, store: StageStore, inputs: StageStore) ->
     try:
         answered = executor.map(todo, stage.requests) if executor else ((b, []) for b in todo)
         for batch, comps in answered:
+            failed = [c for c in comps if c.error]
+            if failed:  # never committed: the batch is asked again on resume, with the same seeds
+                raise Failed(len(failed), failed[-1].error or "")
             result = stage.process(batch, comps)
             counts = result.counts
             if comps:
@@ -90,6 +105,8 @@ def run_batch_stage(stage: BatchStage, store: StageStore, inputs: StageStore) ->
             rej_n += counts.dropped("record")
             bar.update(len(batch))
             bar.set_postfix(kept=kept_n, rejected=rej_n)
+    except Failed as e:
+        raise Incomplete(stage.name, e.failed, e.error) from None
     finally:
         if executor:
             executor.close()

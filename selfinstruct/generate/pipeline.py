@@ -3,6 +3,7 @@ model's fingerprint, its prompt template version, the global seed and the conten
 re-run resumes exactly where it stopped, and a changed config is refused instead of being mixed in."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import time
@@ -11,16 +12,23 @@ from pathlib import Path
 from typing import Any
 
 from ..backends import Backend
+from ..backends.chat import CHAT_RENDERER
+from ..io.console import library_output_to
 from ..io.errors import UserError
 from ..io.jsonl import atomic_write_json
 from ..io.records import Counts
-from ..io.shards import SCHEMA, StageStore
+from ..io.lock import RunLock
+from ..io.secrets import redact_all
+from ..io.shards import SCHEMA, StageStore, check_existing, parts_digest
 from ..provenance import library_versions
 from .config import PipelineConfig, stable_hash
 from .context import Context
 from .engines import Engines
 from .registry import get_stage
 from .seeds import load_seed_tasks
+
+
+LOG_FILE = "selfinstruct.log"  # with -q: what vLLM, torch and other libraries print
 
 
 def resolve_seed_path(cfg: PipelineConfig) -> Path:
@@ -37,7 +45,7 @@ def resolve_seed_path(cfg: PipelineConfig) -> Path:
 def stage_hash(cfg: PipelineConfig, stage: str, input_digest: str, model: dict[str, Any] | None) -> str:
     return stable_hash({"schema": SCHEMA, "stage": stage, "config": dataclasses.asdict(cfg.stage(stage)),
                         "model": model, "template": get_stage(stage).template_version, "seed": cfg.seed,
-                        "input": input_digest})
+                        "input": input_digest, "renderer": CHAT_RENDERER if model else None})
 
 
 def check_writable(out: Path) -> None:
@@ -69,11 +77,29 @@ def run_pipeline(cfg: PipelineConfig, out: Path, *, force: bool = False, quiet: 
     models = {s: ctx.engines.fingerprint(s) for s in model_stages}  # fails fast on a bad model path
     versions = library_versions()
     check_writable(out)
-    atomic_write_json(out / "run.json", {
-        "schema": SCHEMA, "versions": versions, "config": cfg.to_dict(), "config_file": cfg.source,
-        "seed_tasks": str(seed_path), "models": models})
-    digest = hashlib.sha256(seed_path.read_bytes()).hexdigest()
+    with RunLock(out):
+        digest = hashlib.sha256(seed_path.read_bytes()).hexdigest()
+        if not force:
+            check_resumable(cfg, out, digest, models)  # a refused re-run leaves run.json as it was
+        atomic_write_json(out / "run.json", redact_all({
+            "schema": SCHEMA, "versions": versions, "config": cfg.to_dict(), "config_file": cfg.source,
+            "seed_tasks": str(seed_path), "models": models}))
+        with library_output_to(out / LOG_FILE) if quiet else contextlib.nullcontext():
+            return _run_stages(ctx, out, digest, models, versions, force=force, own_backends=backend is None)
 
+
+def check_resumable(cfg: PipelineConfig, out: Path, digest: str, models: dict[str, Any]) -> None:
+    """The stage folders already there match this configuration (as far as their inputs are known)."""
+    for name in cfg.stages:
+        m = check_existing(out / name, stage_hash(cfg, name, digest, models.get(name)))
+        if m is None or not m.get("complete"):
+            return
+        digest = parts_digest(m)
+
+
+def _run_stages(ctx: Context, out: Path, digest: str, models: dict[str, Any], versions: dict[str, Any], *,
+                force: bool, own_backends: bool) -> dict[str, StageSummary]:
+    cfg = ctx.cfg
     summary: dict[str, StageSummary] = {}
     prev = None
     try:
@@ -90,10 +116,10 @@ def run_pipeline(cfg: PipelineConfig, out: Path, *, force: bool = False, quiet: 
                 cls(ctx, cfg.stage(name)).run(store, prev)
             summary[name] = StageSummary(store.num_rows(), store.totals(), round(time.time() - t0, 1))
             digest, prev = store.digest(), store
-            if backend is None:
+            if own_backends:
                 ctx.engines.release(cfg.stages[i + 1:], lambda s: get_stage(s).uses_model)
     finally:
-        if backend is None:
+        if own_backends:
             ctx.engines.close()
     return summary
 

@@ -3,6 +3,7 @@ config sections, the allowed stage orders (checked from what each stage reads an
 template versions and the stage order that `show` and `stats` use all come from here."""
 from __future__ import annotations
 
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -21,10 +22,14 @@ def register_stage(cls: type["Stage"]) -> type["Stage"]:
 
 
 def _load_builtins() -> None:
+    """The built-in stages, then those of other packages: the entry-point group `selfinstruct.stages`
+    names modules whose import registers a stage."""
     global _BUILTINS_LOADED
     if not _BUILTINS_LOADED:
         _BUILTINS_LOADED = True
         from . import stages  # noqa: F401  (each module registers its stage)
+        for ep in entry_points(group="selfinstruct.stages"):
+            ep.load()
 
 
 def stages() -> dict[str, type["Stage"]]:

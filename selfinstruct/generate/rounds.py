@@ -13,11 +13,12 @@ from dataclasses import asdict, dataclass, field
 
 from ..backends.base import Completion, Request
 from ..dedup import RougeIndex
+from ..io.errors import Incomplete
 from ..io.records import Counts, Record, Reject
 from ..io.shards import StageStore
 from .context import derive_seed
 from .filters import instruction_reject_reason
-from .scheduler import Group, Window
+from .scheduler import Group, TooManyFailures, Window
 from .stage import RoundsStage
 
 PRIOR_YIELD, PRIOR_WEIGHT = 2.0, 8  # kept instructions per request assumed before any is measured
@@ -63,7 +64,8 @@ class RoundsRunner:
         # soon as it arrives; ROUGE-L against the pool has to wait for its turn.
         self.checked: dict[tuple[int, int], Checked | None] = {}  # None: the request failed
         self.shard = Shard()
-        self.window = Window(self.ctx.backend_for(stage.name), gate=self.gate, on_finish=self.on_finish)
+        self.window = Window(self.ctx.backend_for(stage.name), gate=self.gate, on_finish=self.on_finish,
+                             max_failures=self.ctx.cfg.max_consecutive_failures)
 
     @property
     def n_kept(self) -> int:
@@ -115,9 +117,9 @@ class RoundsRunner:
         base_id = f"{self.stage.name[0]}{round_no:05d}-{j:03d}"
         out = self.shard
         if items is None:
-            out.rejects.append(Reject(base_id, "request_failed", raw=c.text, error=c.error, round=round_no))
-            out.counts.drop("record", "request_failed")
-            return
+            # Later rounds' demonstrations depend on this one: stop committing here. The round is asked
+            # again on resume, with the same seeds, so the dataset is the one a run without the failure gives.
+            raise Incomplete(self.stage.name, self.window.failed, c.error or "")
         ok = sum(1 for item, reason in items if item is not None and not reason)
         self.stats.waiting -= ok
         self.stats.passed += ok
@@ -162,7 +164,10 @@ class RoundsRunner:
                 while self.next_round < st.max_rounds and self.next_round < len(self.store.parts) + st.overlap_depth:
                     self.open_round(self.next_round)
                     self.next_round += 1
-                got = self.window.next()
+                try:
+                    got = self.window.next()
+                except TooManyFailures as e:
+                    raise Incomplete(self.stage.name, self.window.failed, e.error) from None
                 if got is None:
                     break
                 g, j, c = got

@@ -7,7 +7,11 @@ the end of every round. Requests finish in any order; `next()` returns them in t
 added, which is what keeps a run deterministic (and resumable to the same dataset) whatever the
 timing. An optional `gate` holds back new starts (near the end of a run, when the requests in flight
 are expected to be enough); it is only asked while some started request has not been handed back,
-so the window never stalls."""
+so the window never stalls.
+
+A request that failed (its completion carries an `error`) is handed back like any other; the stage
+decides (it stops before committing it). When `max_failures` requests fail in a row, the server is
+plainly down: `next()` raises `TooManyFailures` instead of starting more requests that would fail."""
 from __future__ import annotations
 
 from collections import deque
@@ -15,6 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable
 
 from ..backends.base import Backend, Completion, Request
+
+
+class TooManyFailures(Exception):
+    def __init__(self, failed: int, error: str):
+        self.failed, self.error = failed, error
+        super().__init__(f"{failed} requests failed in a row (last: {error})")
 
 
 @dataclass
@@ -31,7 +41,8 @@ class Group:
 class Window:
     def __init__(self, backend: Backend, limit: int | None = None,
                  gate: Callable[["Window"], bool] | None = None,
-                 on_finish: Callable[[Group, int, Completion], None] | None = None):
+                 on_finish: Callable[[Group, int, Completion], None] | None = None,
+                 max_failures: int | None = None):
         """limit=None: what the backend runs at once (`capacity` of the first request added) plus half
         as many queued behind them, so that the engine replaces a finished request without waiting
         for the caller's loop. `on_finish` sees each result as soon as it arrives, before its turn."""
@@ -43,6 +54,9 @@ class Window:
         self._live: dict[Hashable, tuple[Group, int]] = {}  # started, not finished
         self._cursor = 0  # next request of groups[0] to hand back
         self.outstanding = 0  # started requests not handed back yet (finished or not)
+        self.max_failures = max_failures
+        self.failed = self.failed_in_a_row = 0  # completions with an error: all, and since the last success
+        self.last_error = ""
 
     def add(self, key: Any, requests: list[Request], meta: Any = None) -> Group:
         g = Group(key, list(requests), meta)
@@ -80,6 +94,12 @@ class Window:
             if where is not None:  # else: aborted earlier
                 g, i = where
                 g.results[i] = c
+                if c.error:
+                    self.failed += 1
+                    self.failed_in_a_row += 1
+                    self.last_error = c.error
+                else:
+                    self.failed_in_a_row = 0
                 if self.on_finish is not None:
                     self.on_finish(g, i, c)
 
@@ -94,6 +114,8 @@ class Window:
             return None
         g, i = self.groups[0], self._cursor
         while g.results[i] is None:
+            if self.max_failures and self.failed_in_a_row >= self.max_failures:
+                raise TooManyFailures(self.failed_in_a_row, self.last_error)
             self.fill()
             self._collect()
         self.fill()

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..io.errors import UserError
-from ..io.jsonl import iter_jsonl
+from ..io.jsonl import iter_jsonl, read_regular
 
 
 @dataclass(frozen=True)
@@ -78,16 +78,11 @@ def load_seed_tasks(path: str | Path) -> list[SeedTask]:
     """Load seed tasks. Accepts Self-Instruct JSONL (`instruction`, `instances`, `is_classification`),
     Alpaca JSONL or an Alpaca JSON array (`instruction`, `input`, `output`)."""
     path = Path(path)
-    tasks: list[SeedTask] = []
-    try:
-        head = path.read_bytes()[:4096].lstrip()
-    except FileNotFoundError:
-        raise UserError("seed file not found", path=path) from None
-    except (IsADirectoryError, PermissionError) as e:
-        raise UserError(f"cannot read seed file: {e.strerror}", path=path) from None
-    if head.startswith(b"["):
+    tasks: list[tuple[int | None, SeedTask]] = []  # (line, task)
+    raw = read_regular(path, missing="seed file not found")
+    if raw.lstrip().startswith(b"["):
         try:
-            data = json.loads(path.read_bytes().decode("utf-8"))
+            data = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError as e:
             raise UserError(f"not valid UTF-8 (byte {e.start})", path=path) from None
         except json.JSONDecodeError as e:
@@ -95,17 +90,19 @@ def load_seed_tasks(path: str | Path) -> list[SeedTask]:
         for i, obj in enumerate(data):
             if not isinstance(obj, dict):
                 raise UserError(f"item {i}: expected an object", path=path)
-            tasks.append(_parse_alpaca(obj, path, None, i) if "instances" not in obj
-                         else _parse_self_instruct(obj, path, None, i))
+            tasks.append((None, _parse_alpaca(obj, path, None, i) if "instances" not in obj
+                          else _parse_self_instruct(obj, path, None, i)))
     else:
         for i, (line, obj) in enumerate(iter_jsonl(path)):
             parse = _parse_self_instruct if "instances" in obj else _parse_alpaca
-            tasks.append(parse(obj, path, line, i))
+            tasks.append((line, parse(obj, path, line, i)))
     if not tasks:
         raise UserError("no seed tasks in file (it is empty)", path=path)
-    seen: dict[str, int] = {}
-    for t in tasks:
-        if t.id in seen:
-            raise UserError(f"duplicate id {t.id!r}", path=path, field="id")
-        seen[t.id] = 1
-    return tasks
+    first_line: dict[str, int | None] = {}
+    for line, t in tasks:
+        if t.id in first_line:
+            first = first_line[t.id]
+            raise UserError(f"duplicate id {t.id!r}" + (f" (first on line {first})" if first else ""),
+                            path=path, line=line, field="id")
+        first_line[t.id] = line
+    return [t for _, t in tasks]

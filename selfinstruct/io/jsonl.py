@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -10,18 +11,35 @@ from typing import Any, Iterable, Iterator
 from .errors import UserError
 
 
-def iter_lines(path: str | os.PathLike, missing: str = "file not found") -> Iterator[tuple[int, str]]:
-    """(line number, line) for each non-blank line, decoded as UTF-8; errors name file:line."""
+MAX_LINE_BYTES = 16 << 20  # one record; a longer line is not data this project writes or reads
+
+
+def read_regular(path: str | os.PathLike, missing: str = "file not found") -> bytes:
+    """The bytes of a regular file. A device (/dev/zero), a FIFO or a socket is refused: reading it
+    would never end or would block forever."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        st = path.stat()
     except FileNotFoundError:
         raise UserError(missing, path=path) from None
-    except IsADirectoryError:
-        raise UserError("is a directory, expected a JSONL file", path=path) from None
+    except OSError as e:
+        raise UserError(f"cannot read: {e.strerror}", path=path) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UserError("is a directory, expected a file", path=path)
+    if not stat.S_ISREG(st.st_mode):
+        raise UserError("not a regular file (a device, FIFO or socket)", path=path)
+    try:
+        return path.read_bytes()
     except PermissionError:
         raise UserError("permission denied", path=path) from None
+
+
+def iter_lines(path: str | os.PathLike, missing: str = "file not found") -> Iterator[tuple[int, str]]:
+    """(line number, line) for each non-blank line, decoded as UTF-8; errors name file:line."""
+    raw = read_regular(path, missing)
     for lineno, bline in enumerate(raw.splitlines(), 1):
+        if len(bline) > MAX_LINE_BYTES:
+            raise UserError(f"line longer than {MAX_LINE_BYTES >> 20} MiB", path=path, line=lineno)
         try:
             line = bline.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -61,11 +79,15 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; written files follow the umask like any other
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except IsADirectoryError:
+            raise UserError("is a directory, expected a file", path=path) from None
     except BaseException:
         try:
             os.unlink(tmp)
@@ -73,6 +95,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             pass
         raise
     _fsync_dir(path.parent)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(d: Path) -> None:

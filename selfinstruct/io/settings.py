@@ -17,6 +17,7 @@ from typing import Any, Callable
 import yaml
 
 from .errors import UserError
+from .jsonl import read_regular
 
 Err = Callable[[str, str], typing.NoReturn]
 
@@ -71,20 +72,28 @@ class Lines:
         return False
 
 
+class NoAliasLoader(yaml.SafeLoader):
+    """YAML without aliases: a config never needs them, and they let a few lines expand to gigabytes
+    ("billion laughs") or recurse without end."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.events.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a config",
+                                              event.start_mark)
+        return super().compose_node(parent, index)
+
+
 def read_yaml(path: str | Path) -> tuple[dict[str, Any], Lines]:
     """Read a YAML mapping and the line of every key; any problem is a UserError naming file:line."""
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise UserError("config file not found", path=path) from None
-    except (IsADirectoryError, PermissionError) as e:
-        raise UserError(f"cannot read config: {e.strerror}", path=path) from None
+        text = read_regular(path, missing="config file not found").decode("utf-8")
     except UnicodeDecodeError as e:
         raise UserError(f"config is not valid UTF-8 (byte {e.start})", path=path) from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=NoAliasLoader)
+        data = yaml.load(text, Loader=NoAliasLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
@@ -195,6 +204,12 @@ def public_fields(cls: type) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
 
 
+def unknown_key(err: Err, path: str, key: Any, allowed: Any) -> None:
+    close = [n for n in sorted(allowed) if n.startswith(str(key)[:3])]
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    err(path, f"unknown key{hint}; allowed: {', '.join(sorted(allowed))}")
+
+
 def build(cls: type, data: dict[str, Any], err: Err, path: str = "") -> Any:
     """A `cls` from a raw mapping: unknown keys, types, ranges and choices checked; then `cls.check`."""
     hints = typing.get_type_hints(cls)
@@ -203,9 +218,7 @@ def build(cls: type, data: dict[str, Any], err: Err, path: str = "") -> Any:
     for key, value in data.items():
         p = f"{path}.{key}" if path else str(key)
         if key not in fields:
-            close = [n for n in fields if n.startswith(str(key)[:3])]
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            err(p, f"unknown key{hint}; allowed: {', '.join(sorted(fields))}")
+            unknown_key(err, p, key, fields)
         kwargs[key] = convert(value, hints[key], p, err)
     obj = cls(**kwargs)
     check_ranges(obj, err, path)

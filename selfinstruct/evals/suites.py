@@ -1,0 +1,199 @@
+"""Evaluation suites. Each turns its data into chat prompts (`items`) and the models' answers into
+metrics with confidence intervals (`score`); the runner answers every suite's prompts with one engine
+per model. A suite's metrics are `Interval`s: a point estimate and a seeded paired-bootstrap 95%
+interval over prompts; `differences` compares every other model with the first (base)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..io.errors import UserError
+from ..train.data import load_examples, resolve_eval_data
+from . import ifbench, pairwise
+from .benchmarks import load_ifbench
+from .bootstrap import Interval, bootstrap_ci, paired_diff_ci
+from .constraints import build_constraint_prompts
+from .generation import Answer
+
+IF_METRICS = ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose")
+
+
+@dataclass
+class Options:
+    data: Path | None = None  # a run / export dir / file with the held-out split (constraints, pairwise, reference)
+    limit: int | None = None
+    seed: int = 0
+    resamples: int = 2000
+
+
+@dataclass
+class Item:
+    key: str
+    messages: list[dict[str, str]]
+    row: dict[str, Any]  # what scoring needs
+
+
+@dataclass
+class SuiteResult:
+    name: str
+    metrics: dict[str, dict[str, Interval]]  # model label -> metric -> interval
+    differences: dict[str, dict[str, Interval]]  # "tuned - base" -> metric -> interval
+    notes: dict[str, Any] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)  # side by side, one per prompt
+
+    def to_dict(self) -> dict[str, Any]:
+        def ivs(d):
+            return {k: {m: iv.to_dict() for m, iv in v.items()} for k, v in d.items()}
+        return {"metrics": ivs(self.metrics), "differences": ivs(self.differences), "notes": self.notes}
+
+
+def held_out(opts: Options) -> list[dict[str, Any]]:
+    """The held-out (eval) split as prompt-completion rows."""
+    if opts.data is None:
+        raise UserError("--data is required for this suite (a run directory, its export, or an eval file)")
+    path = resolve_eval_data(opts.data)
+    rows = load_examples(path)
+    if not rows:
+        raise UserError("no eval examples (the file is empty)", path=path)
+    return rows[: opts.limit] if opts.limit else rows
+
+
+def user_text(prompt: list[dict]) -> str:
+    users = [m["content"] for m in prompt if m["role"] == "user"]
+    return users[-1] if users else prompt[-1]["content"]
+
+
+class Suite:
+    name: ClassVar[str]
+    max_new_tokens: ClassVar[int]
+    judged: ClassVar[bool] = False  # a judge model reads the answers (pairwise)
+
+    def items(self, opts: Options) -> list[Item]:
+        raise NotImplementedError
+
+    def score(self, items: list[Item], answers: dict[str, list[Answer]], opts: Options,
+              verdicts: list[str] | None = None) -> SuiteResult:
+        raise NotImplementedError
+
+
+def _cut_off(answers: dict[str, list[Answer]]) -> dict[str, float]:
+    return {m: sum(a.cut_off for a in got) / len(got) if got else 0.0 for m, got in answers.items()}
+
+
+class VerifiableSuite(Suite):
+    """Prompts with verifiable instructions (IFEval schema), scored by deterministic checkers."""
+    registry: ClassVar[str]
+
+    def score(self, items, answers, opts, verdicts=None) -> SuiteResult:
+        rows = [it.row for it in items]
+        results = {m: ifbench.score_rows(rows, [a.text for a in got], self.registry) for m, got in answers.items()}
+        labels = list(answers)
+        metrics, diffs, notes = {}, {}, {"cut_off_share": _cut_off(answers), "max_new_tokens": self.max_new_tokens}
+        for m in labels:
+            s = ifbench.summarize(results[m], [a.cut_off for a in answers[m]])
+            notes[m] = {k: v for k, v in s.to_dict().items() if k not in IF_METRICS}
+            metrics[m] = {k: bootstrap_ci(*ifbench.metric_vectors(results[m], k), n_resamples=opts.resamples,
+                                          seed=opts.seed) for k in IF_METRICS}
+        for m in labels[1:]:
+            diffs[f"{m} - {labels[0]}"] = {}
+            for k in IF_METRICS:
+                (bn, bd), (tn, td) = ifbench.paired_vectors(results[labels[0]], results[m], k)
+                diffs[f"{m} - {labels[0]}"][k] = paired_diff_ci(bn, tn, bd, td, n_resamples=opts.resamples,
+                                                                seed=opts.seed)
+        side = [{"key": it.key, "prompt": it.row["prompt"], "instruction_id_list": it.row["instruction_id_list"],
+                 **{m: answers[m][i].text for m in labels},
+                 **{f"{m}_checks": results[m][i].to_dict()["instructions"] for m in labels}}
+                for i, it in enumerate(items)]
+        return SuiteResult(self.name, metrics, diffs, notes, side)
+
+
+class IFBenchSuite(VerifiableSuite):
+    name, max_new_tokens, registry = "ifbench", 384, "ifbench"
+
+    def items(self, opts):
+        rows = load_ifbench()[: opts.limit] if opts.limit else load_ifbench()
+        return [Item(str(r["key"]), [{"role": "user", "content": r["prompt"]}], r) for r in rows]
+
+
+class ConstraintsSuite(VerifiableSuite):
+    """IFEval-style constraints on the run's own held-out instructions: in-domain instruction following."""
+    name, max_new_tokens, registry = "constraints", 384, "ifeval"
+
+    def items(self, opts):
+        ex = held_out(opts)
+        seen: dict[str, int] = {}
+        texts, ids = [], []
+        for r in ex:  # one prompt per instruction (an instruction has several instances in the split)
+            t = user_text(r["prompt"])
+            if t not in seen:
+                seen[t] = len(texts)
+                texts.append(t)
+                ids.append(f"{r['id']}#{len(texts)}")
+        rows = build_constraint_prompts(texts, seed=opts.seed, ids=ids)
+        return [Item(r["key"], [{"role": "user", "content": r["prompt"]}], r) for r in rows]
+
+
+class PairwiseSuite(Suite):
+    """A judge compares each model's answers with the first model's, in both orders."""
+    name, max_new_tokens, judged = "pairwise", 256, True
+
+    def items(self, opts):
+        return [Item(str(r["id"]), r["prompt"], {"instruction": user_text(r["prompt"])}) for r in held_out(opts)]
+
+    @staticmethod
+    def judge_prompts(items: list[Item], answers: dict[str, list[Answer]]) -> list[list[dict]]:
+        """For every other model vs the first, per item: (A=first, B=other) then (A=other, B=first)."""
+        labels = list(answers)
+        out = []
+        for m in labels[1:]:
+            for i, it in enumerate(items):
+                a, b = answers[labels[0]][i].text, answers[m][i].text
+                out += [pairwise.judge_messages(it.row["instruction"], a, b),
+                        pairwise.judge_messages(it.row["instruction"], b, a)]
+        return out
+
+    def score(self, items, answers, opts, verdicts=None) -> SuiteResult:
+        labels, n = list(answers), len(items)
+        metrics, diffs, rows = {}, {}, [dict(key=it.key, instruction=it.row["instruction"]) for it in items]
+        notes: dict[str, Any] = {"cut_off_share": _cut_off(answers), "max_new_tokens": self.max_new_tokens}
+        for j, m in enumerate(labels[1:]):
+            raw = verdicts[2 * n * j: 2 * n * (j + 1)]
+            outcomes = [pairwise.combine(pairwise.parse_verdict(raw[2 * i]), pairwise.parse_verdict(raw[2 * i + 1]))
+                        for i in range(n)]
+            name = f"{m} vs {labels[0]}"
+            notes[name] = pairwise.summarize(outcomes)
+            scores = np.array([o.score for o in outcomes])
+            diffs[name] = {"win_rate": bootstrap_ci(scores, n_resamples=opts.resamples, seed=opts.seed)}
+            for i, row in enumerate(rows):
+                row.update({labels[0]: answers[labels[0]][i].text, m: answers[m][i].text,
+                            f"{m}_judge_raw": [raw[2 * i], raw[2 * i + 1]], f"{m}_score": outcomes[i].score})
+        return SuiteResult(self.name, metrics, diffs, notes, rows)
+
+
+class ReferenceSuite(Suite):
+    """ROUGE-L of each answer against the held-out reference (the generated data's own answers)."""
+    name, max_new_tokens = "reference", 256
+
+    def items(self, opts):
+        return [Item(str(r["id"]), r["prompt"], {"reference": r["completion"][-1]["content"], "row": r})
+                for r in held_out(opts)]
+
+    def score(self, items, answers, opts, verdicts=None) -> SuiteResult:
+        from ..train.evaluate import rouge_l
+        labels = list(answers)
+        scores = {m: np.array([rouge_l(it.row["reference"], answers[m][i].text) for i, it in enumerate(items)])
+                  for m in labels}
+        metrics = {m: {"rouge_l": bootstrap_ci(scores[m], n_resamples=opts.resamples, seed=opts.seed)} for m in labels}
+        diffs = {f"{m} - {labels[0]}": {"rouge_l": paired_diff_ci(scores[labels[0]], scores[m],
+                                                                  n_resamples=opts.resamples, seed=opts.seed)}
+                 for m in labels[1:]}
+        rows = [{"id": it.key, "prompt": user_text(it.messages), "reference": it.row["reference"],
+                 **{m: answers[m][i].text for m in labels}, **{f"rouge_l_{m}": float(scores[m][i]) for m in labels}}
+                for i, it in enumerate(items)]
+        return SuiteResult(self.name, metrics, diffs, {"cut_off_share": _cut_off(answers)}, rows)
+
+
+SUITES: dict[str, type[Suite]] = {s.name: s for s in (IFBenchSuite, ConstraintsSuite, PairwiseSuite, ReferenceSuite)}
