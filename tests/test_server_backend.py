@@ -160,11 +160,11 @@ def test_an_outage_loses_nothing_and_the_rerun_is_identical(server, tmp_path):
 
     from .fault_server import FaultServer, Reply
 
-    outage = {"from": 10**9, "length": 12}
+    outage = {"from": 10**9, "on": True}
     base = server.url.rsplit("/v1", 1)[0]
 
     def proxy(req):
-        if outage["from"] <= req.n < outage["from"] + outage["length"]:
+        if outage["on"] and req.n >= outage["from"]:
             return Reply(503, {"error": "maintenance"})
         data = json.dumps(req.body).encode() if req.path.endswith("completions") else None
         fwd = urllib.request.Request(base + req.path, data=data, headers={"Content-Type": "application/json"})
@@ -184,6 +184,7 @@ def test_an_outage_loses_nothing_and_the_rerun_is_identical(server, tmp_path):
             run_pipeline(cfg, tmp_path / "run", quiet=True)
         assert e.value.failed >= 1
         check_consistent(tmp_path / "run")
+        outage["on"] = False  # the server is back
         run_pipeline(cfg, tmp_path / "run", quiet=True)
     rejects = [r for s in STAGES for r in read_stage_rows(tmp_path / "run" / s, rejects=True)]
     assert not [r for r in rejects if r["reason"] == "request_failed"]

@@ -99,8 +99,7 @@ class OpenAIBackend(Backend):
             except (httpx.HTTPError, asyncio.TimeoutError, ValueError, KeyError, TypeError):
                 pass  # not answering yet: the requests themselves retry and report
             await asyncio.sleep(self.opts.backoff_s)
-        self.served_model = self.model
-        return self.model
+        return self.model  # not found out (server down?): not remembered, the next request asks again
 
     def _headers(self):
         return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
@@ -176,6 +175,7 @@ class OpenAIBackend(Backend):
             self._sem = asyncio.Semaphore(self.opts.max_concurrency)
             self._client = httpx.AsyncClient(timeout=self.opts.timeout_s,
                                              limits=httpx.Limits(max_connections=self.opts.max_concurrency))
+        if self._model_task is None or (self._model_task.done() and self.served_model is None):
             self._model_task = asyncio.ensure_future(self._served_name(self._client))
         model = await asyncio.shield(self._model_task)
         return await self._one(self._client, self._sem, req, model)
