@@ -220,6 +220,9 @@ def test_a_scripted_judge_keeps_exactly_the_expected_records_and_the_sanity_figu
     assert f"higher in {sanity.higher} = {100 * sanity.share:.1f}%" in r.output.replace("\n          ", " ")
     html = (run / "report.html").read_text()
     assert "Judge scores and selection" in html and "selection (judge_score &gt;= 4)" in html
+    first = rows(run, "select")[0]
+    r = CliRunner().invoke(main, ["show", str(run / "select"), "-n", "1"])
+    assert f"judge={first['judge_score']:g}  rank={first['selection']['rank']}" in r.output
 
 
 class SameScore(FakeBackend):
