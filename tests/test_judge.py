@@ -12,32 +12,23 @@ from click.testing import CliRunner
 from selfinstruct.backends.base import Completion, Request
 from selfinstruct.backends.fake import FakeBackend, answer, judge_rule
 from selfinstruct.cli import main
-from selfinstruct.generate.config import Sampling, load_config
+from selfinstruct.generate.config import Sampling
 from selfinstruct.generate.parsing import parse_judgment
 from selfinstruct.generate.pipeline import run_pipeline
 from selfinstruct.generate.prompts import RUBRICS, judge_prompt
 from selfinstruct.generate.stages.judge import Judge, JudgeConfig
 from selfinstruct.io.errors import UserError
 from selfinstruct.io.records import Instance, Record
-from selfinstruct.io.shards import read_stage_rows
 from selfinstruct.report.compute import compute_report
 
-from .conftest import PROJECT_SEEDS
+from .conftest import JUDGED, judged_config, stage_rows as rows
 
 pytestmark = pytest.mark.timeout(180)
 UP_TO_FILTER = "[bootstrap, classify, instances, filter]"
 
 
-def config(tmp_path, stages="[bootstrap, classify, instances, filter, judge, select]", judge="", select="min_score: 4"):
-    p = tmp_path / "p.yaml"
-    p.write_text(f"seed_tasks: {PROJECT_SEEDS}\nstages: {stages}\n"
-                 "bootstrap: {num_instructions: 40, requests_per_round: 4}\n"
-                 f"judge: {{batch_size: 4, sanity_share: 0.5, {judge}}}\nselect: {{{select}}}\n")
-    return load_config(p)
-
-
-def rows(run, stage, rejects=False):
-    return list(read_stage_rows(run / stage, rejects=rejects))
+def config(tmp_path, stages=JUDGED, judge=""):
+    return judged_config(tmp_path, stages=stages, judge=f"batch_size: 4, sanity_share: 0.5, {judge}")
 
 
 # ------------------------------------------------------------------------------------ parsing judgments

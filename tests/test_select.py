@@ -16,24 +16,16 @@ from selfinstruct.generate.pipeline import run_pipeline
 from selfinstruct.generate.stages.select import answer_length
 from selfinstruct.io.errors import UserError
 from selfinstruct.io.records import Record
-from selfinstruct.io.shards import read_stage_rows
 from selfinstruct.report.compute import compute_report
 
-from .conftest import PROJECT_SEEDS, ROOT
+from .conftest import JUDGED, PROJECT_SEEDS, ROOT, judged_config, stage_rows as rows
 
 pytestmark = pytest.mark.timeout(180)
 
 
-def config(tmp_path, select, judge="", stages="[bootstrap, classify, instances, filter, judge, select]", name="p"):
-    p = tmp_path / f"{name}.yaml"
-    p.write_text(f"seed_tasks: {PROJECT_SEEDS}\nstages: {stages}\n"
-                 "bootstrap: {num_instructions: 48, requests_per_round: 4}\n"
-                 f"judge: {{batch_size: 5, {judge}}}\nselect: {{{select}}}\n")
-    return load_config(p)
-
-
-def rows(run, stage, rejects=False):
-    return list(read_stage_rows(run / stage, rejects=rejects))
+def config(tmp_path, select, judge="", stages=JUDGED, name="p"):
+    return judged_config(tmp_path, select=select, judge=f"batch_size: 5, {judge}", stages=stages, instructions=48,
+                         name=name)
 
 
 def selected(tmp_path, select, judge="", backend=None, name="run"):
