@@ -49,7 +49,8 @@ def test_top_k_and_top_fraction_by_score(tmp_path):
     assert json.loads((run / "select" / "manifest.json").read_text())["selection"] == {
         "rule": "top 10 by judge_score", "by": "score", "of": len(judged), "kept": 10}
 
-    _, kept = selected(tmp_path, "min_score: 2, fraction: 0.25", name="frac")
+    frac, kept = selected(tmp_path, "min_score: 2, fraction: 0.25", name="frac")
+    assert rows(frac, "select")[0]["selection"]["rule"] == "judge_score >= 2 and top 25% by judge_score"
     eligible = [i for i, s in judged.items() if s >= 2]
     assert len(kept) == min(len(eligible), math.ceil(0.25 * len(judged)))
     assert all(judged[i] >= 2 for i in kept)

@@ -54,7 +54,7 @@ class SelectConfig:
     def rule(self, seed: int) -> str:
         """The selection in words, as each record and the manifest carry it."""
         how_many = f"top {self.k}" if self.k is not None else (
-            f"top {self.fraction:g}" if self.fraction is not None else "all")
+            f"top {100 * self.fraction:g}%" if self.fraction is not None else "all")
         if self.by == "score":
             floor = f"judge_score >= {self.floor:g}" if self.floor is not None else ""
             return " and ".join(x for x in (floor, f"{how_many} by judge_score" if how_many != "all" else "") if x)
