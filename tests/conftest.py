@@ -19,3 +19,24 @@ def shared_seeds():
 def write_jsonl(path: Path, rows) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+JUDGED = "[bootstrap, classify, instances, filter, judge, select]"
+
+
+def judged_config(tmp_path: Path, *, select: str = "min_score: 4", judge: str = "batch_size: 4",
+                  stages: str = JUDGED, instructions: int = 40, name: str = "p"):
+    """A small pipeline through the judge and select stages (sections as YAML flow-mapping bodies)."""
+    from selfinstruct.generate.config import load_config
+
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(f"seed_tasks: {PROJECT_SEEDS}\nstages: {stages}\n"
+                 f"bootstrap: {{num_instructions: {instructions}, requests_per_round: 4}}\n"
+                 f"judge: {{{judge}}}\nselect: {{{select}}}\n")
+    return load_config(p)
+
+
+def stage_rows(run: Path, stage: str, rejects: bool = False) -> list:
+    from selfinstruct.io.shards import read_stage_rows
+
+    return list(read_stage_rows(run / stage, rejects=rejects))

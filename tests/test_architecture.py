@@ -91,7 +91,9 @@ def test_a_stage_is_one_class_and_shows_up_in_show_and_stats(tmp_path):
     ("[bootstrap, instances]", "'instances' reads is_classification"),
     ("[bootstrap, classify, instances, export, filter]", "nothing can follow 'export'"),
     ("[bootstrap, alpaca]", "'alpaca' generates instructions"),
-    ("[bootstrap, judge]", "unknown stage 'judge'"),
+    ("[bootstrap, judge]", "'judge' reads instances"),
+    ("[bootstrap, nonesuch]", "unknown stage 'nonesuch'"),
+    ("[bootstrap, classify, instances, filter, select]", "'select' reads judge_score"),
 ])
 def test_stage_orders_are_checked_from_declared_reads_and_writes(tmp_path, stages, why):
     with pytest.raises(UserError, match=why):

@@ -16,12 +16,17 @@ class Request:
     seed: int | None = None
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
+    # Structured output: the answer must be exactly one of these strings (vLLM's guided choice; a
+    # backend without structured outputs ignores it, so callers still parse the text they get back).
+    choices: list[str] | None = None
 
     @classmethod
-    def from_sampling(cls, prompt, sampling, seed: int | None = None, stop: list[str] | None = None) -> "Request":
+    def from_sampling(cls, prompt, sampling, seed: int | None = None, stop: list[str] | None = None,
+                      choices: list[str] | None = None) -> "Request":
         return cls(prompt=prompt, max_tokens=sampling.max_tokens, temperature=sampling.temperature,
                    top_p=sampling.top_p, stop=list(sampling.stop) + list(stop or []), seed=seed,
-                   frequency_penalty=sampling.frequency_penalty, presence_penalty=sampling.presence_penalty)
+                   frequency_penalty=sampling.frequency_penalty, presence_penalty=sampling.presence_penalty,
+                   choices=list(choices) if choices else None)
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

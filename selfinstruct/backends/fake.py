@@ -2,10 +2,11 @@
 
 Each answer is a pure function of the request (prompt + seed), like a seeded LLM, and recognises the
 prompt shapes of the built-in stages: numbered task lists (bootstrap), "Is it classification?",
-"Class label:" (output-first instances), "Task: ...\\n" (input-first instances) and Alpaca's
-"N. Instruction:". Some answers are deliberately bad (too short, blocked keywords, unparseable,
-copies of a demonstration) so that every reject path is exercised. Requests finish in a random
-order, a random number per poll, so that tests see the ordering problems a real engine causes."""
+"Class label:" (output-first instances), "Task: ...\\n" (input-first instances), Alpaca's
+"N. Instruction:" and the judge's rubrics (a scripted judge, `judge_rule`; it ignores `Request.choices`).
+Some answers are deliberately bad (too short, blocked keywords, unparseable, copies of a
+demonstration, a judge's "Rating: N/A") so that every reject path is exercised. Requests finish in a
+random order, a random number per poll, so that tests see the ordering problems a real engine causes."""
 from __future__ import annotations
 
 import hashlib
@@ -56,11 +57,40 @@ def _task_list(rng: random.Random, prompt: str, first: int) -> list[str]:
     return [f"Task {first + i}: {t}" if i else t for i, t in enumerate(tasks)]
 
 
+# A judge prompt shows the answer between these (the built-in rubrics of generate/prompts.py).
+_JUDGED = re.compile(r"\[Response\]\n(.*?)\n\n\[End of response\]|<response>(.*?)</response>", re.DOTALL)
+JUDGE_FORMATS = ("{n}", "Score: {n}/5", "**{n}**", "I'd give it a {word}.", "{n}. The answer follows the instruction.",
+                 "Rating: {n}\nExplanation: the response addresses the task.", "It is relevant and clear.\nScore: {n}")
+REFUSED = "vaccine"  # the scripted judge will not rate an answer that mentions it
+NUMBER_NAMES = "zero one two three four five".split()
+
+
+def judge_rule(output: str) -> int | None:
+    """The scripted judge's score of an answer: a pure function of its text (1-5), or None ("Rating: N/A")
+    when it mentions REFUSED. Tests compute what a judge must keep from this."""
+    if re.search(rf"\b{REFUSED}\b", output, re.IGNORECASE):
+        return None
+    return 1 + int(hashlib.sha256(output.strip().encode()).hexdigest(), 16) % 5
+
+
+def _judge(rng: random.Random, text: str) -> str | None:
+    m = _JUDGED.search(text)
+    if not m:
+        return None
+    n = judge_rule(m.group(1) if m.group(1) is not None else m.group(2))
+    if n is None:
+        return "Rating: N/A"
+    return rng.choice(JUDGE_FORMATS).format(n=n, word=NUMBER_NAMES[n])  # the format varies, the score does not
+
+
 def answer(r: Request) -> str:
     """The fake model's answer to a request."""
     rng = _rng(r)
-    if not isinstance(r.prompt, str):  # chat prompts: bootstrap or alpaca in chat format
+    if not isinstance(r.prompt, str):  # chat prompts: a judge, or bootstrap or alpaca in chat format
         text = r.prompt[-1]["content"]
+        judged = _judge(rng, text)
+        if judged is not None:
+            return judged
         if "Instruction:" in text:
             return "1. Instruction:" + _alpaca(rng, 1)
         tasks = [t.split(": ", 1)[1] if t.startswith("Task ") else t for t in _task_list(rng, text, 1)]
@@ -143,7 +173,7 @@ class FakeBackend(Backend):
             if self.fail_share and _rng(r, "fail").random() < self.fail_share:
                 out.append((h, Completion(text="", error="HTTP 503: the fake server is down")))
                 continue
-            text = answer(r)
+            text = self.answer(r)  # a subclass may script other answers
             out.append((h, Completion(text=text, finish_reason="stop", prompt_tokens=len(str(r.prompt)) // 4,
                                       completion_tokens=len(text) // 4)))
         return out

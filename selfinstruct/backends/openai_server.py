@@ -142,6 +142,8 @@ class OpenAIBackend(Backend):
             body["stop"] = req.stop
         if req.seed is not None:
             body["seed"] = req.seed
+        if req.choices:  # the installed vLLM server reads `structured_outputs` (older ones: `guided_choice`)
+            body["structured_outputs"] = {"choice": list(req.choices)}
         body["messages" if chat else "prompt"] = req.prompt
         path = "/chat/completions" if chat else "/completions"
         last_err = "unknown error"

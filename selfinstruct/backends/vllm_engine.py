@@ -134,6 +134,19 @@ def engine_kwargs(model_path: str, *, max_model_len: int, dtype: str = "auto",
     return kwargs
 
 
+def structured_choice(choices: list[str] | None) -> dict[str, Any]:
+    """SamplingParams arguments that constrain the answer to one of `choices`, in the installed vLLM's
+    API: `structured_outputs` in current versions (0.32 here), `guided_decoding` in older ones."""
+    if not choices:
+        return {}
+    try:
+        from vllm.sampling_params import StructuredOutputsParams
+        return {"structured_outputs": StructuredOutputsParams(choice=list(choices))}
+    except ImportError:
+        from vllm.sampling_params import GuidedDecodingParams
+        return {"guided_decoding": GuidedDecodingParams(choice=list(choices))}
+
+
 @register_backend("vllm", VllmOptions, local_model=True, in_process=True)
 class VllmBackend(Backend):
 
@@ -163,7 +176,7 @@ class VllmBackend(Backend):
         r = request
         params = SamplingParams(max_tokens=r.max_tokens, temperature=r.temperature, top_p=r.top_p,
                                 stop=r.stop or None, seed=r.seed, frequency_penalty=r.frequency_penalty,
-                                presence_penalty=r.presence_penalty)
+                                presence_penalty=r.presence_penalty, **structured_choice(r.choices))
         self._next_id += 1
         rid = f"si-{self._next_id}"  # outputs (and abort) use this external id, not the returned internal one
         self.llm.llm_engine.add_request(rid, self.engine_input(r.prompt), params)

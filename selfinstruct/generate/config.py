@@ -102,10 +102,10 @@ class PipelineConfig:
             if b is not None and b not in known:
                 where = f"{stage_name}.backend" if stage_name else "backend"
                 err(where, f"must be one of {', '.join(sorted(known))}, got {b!r}")
-        check_wiring(self.stages, err)
+        check_wiring(self.stages, err, self.sections)
 
 
-def check_wiring(names: list[str], err: Err) -> None:
+def check_wiring(names: list[str], err: Err, sections: dict[str, Any] | None = None) -> None:
     """The stage list is valid when it starts with a generator, every stage finds the record fields it
     reads among those written before it, and nothing follows a stage that writes no records."""
     registered = registered_stages()
@@ -124,7 +124,7 @@ def check_wiring(names: list[str], err: Err) -> None:
                           f"({' or '.join(gens)}), e.g. [bootstrap, classify, instances, filter, export]")
         if i > 0 and st.generator:
             err("stages", f"unsupported stage list {names}: {name!r} generates instructions; it can only come first")
-        missing = sorted(st.reads - fields)
+        missing = sorted(st.reads_for((sections or {}).get(name)) - fields)
         if missing:
             err("stages", f"unsupported stage list {names}: {name!r} reads {', '.join(missing)}, "
                           "which no earlier stage writes")

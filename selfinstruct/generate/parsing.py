@@ -164,3 +164,70 @@ def parse_alpaca(text: str, first_number: int, truncated: bool = False) -> list[
         inst, inp, out = (g.strip() for g in m.groups())
         res.append((AlpacaTask(_WS.sub(" ", inst), _norm_input(inp), out), ""))
     return res
+
+
+# ------------------------------------------------------------------------------------------- judgments
+# A judge's answer is free text unless the engine constrained it: "4", "Score: 4/5", "**4**", "I'd give
+# it a four", "5. The answer...", an explanation ending in "Score: 3". Read in this order: an explicit
+# "score/rating ... N" (one at the start of a line first: "Score: 4. A score of 5 would need..." is a 4),
+# then "N/5" or "N out of 5", then a number opening the answer, then the only number in it. Several
+# criteria scored without an overall score, several different numbers, a score off the scale or on
+# another scale: no score. Never a default.
+
+NUMBER_WORDS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten".split())}
+_NUM = r"(\d+(?:\.\d+)?|" + "|".join(NUMBER_WORDS) + r")"
+_OUT_OF = r"(?:\s*(?:/|out\s+of)\s*(\d+))?"
+_MARKER = re.compile(
+    r"\b(?:(?:overall|final|total)\s+)?(?:score|rating|grade|total\s+points|points|"
+    r"rated?(?:\s+(?:it|this(?:\s+(?:response|answer))?))?|give\s+(?:it|this(?:\s+(?:response|answer))?))\b"
+    r"[\s:=*#'\"\-]*(?:(?:is|of|an?|at|as|be|would\s+be|will\s+be|gets?|receives?)\b[\s:=*'\"]*)*"
+    + r"\b" + _NUM + r"\b" + _OUT_OF, re.IGNORECASE)
+_FRACTION = re.compile(r"\b" + _NUM + r"\s*(?:/|out\s+of)\s*(\d+)\b", re.IGNORECASE)
+_CRITERION = re.compile(r"\b([A-Za-z]{3,})\s*:\s*\**\s*\d+(?:\.\d+)?\b")
+_LEADING = re.compile(r"[\s*#\"'(\[]*(\d+(?:\.\d+)?)(?=$|[\s.,;:)*\]\"'!/])")
+_ANY_NUMBER = re.compile(r"\b" + _NUM + r"\b", re.IGNORECASE)
+_MARKER_WORDS = {"score", "rating", "grade", "points", "total"}
+
+
+def _number(token: str) -> float:
+    word = token.lower()
+    return float(NUMBER_WORDS[word]) if word in NUMBER_WORDS else float(token)
+
+
+def _line_start(text: str, pos: int) -> bool:
+    return not text[text.rfind("\n", 0, pos) + 1:pos].strip(" \t*#>-")
+
+
+def parse_judgment(text: str, low: int, high: int) -> tuple[float | None, str]:
+    """(score, "") or (None, why not). `low`..`high`: the rubric's scale."""
+    if not text.strip():
+        return None, "empty judgment"
+    value, scale = None, None
+    markers = list(_MARKER.finditer(text))
+    if markers:
+        m = ([m for m in markers if _line_start(text, m.start())] or markers)[-1]
+        value, scale = _number(m.group(1)), m.group(2)
+    else:
+        criteria = {c.group(1).lower() for c in _CRITERION.finditer(text)} - _MARKER_WORDS
+        if len(criteria) > 1:
+            return None, f"several criteria scored ({', '.join(sorted(criteria))}) and no overall score"
+        fractions = {(_number(f.group(1)), f.group(2)) for f in _FRACTION.finditer(text)}
+        lead = _LEADING.match(text)
+        numbers = {_number(n.group(1)) for n in _ANY_NUMBER.finditer(text)}
+        if len(fractions) > 1:
+            return None, "several different scores: " + ", ".join(f"{v:g}/{s}" for v, s in sorted(fractions))
+        if fractions:
+            value, scale = fractions.pop()
+        elif lead:
+            value = _number(lead.group(1))
+        elif len(numbers) == 1:
+            value = numbers.pop()
+        elif numbers:
+            return None, "several different numbers and no score: " + ", ".join(f"{n:g}" for n in sorted(numbers))
+        else:
+            return None, "no score found"
+    if scale is not None and int(scale) != high:
+        return None, f"a score on another scale ({value:g}/{scale}, the rubric's is {low}-{high})"
+    if not low <= value <= high:
+        return None, f"score {value:g} is off the rubric's scale {low}-{high}"
+    return value, ""

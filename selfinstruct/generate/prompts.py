@@ -2,6 +2,9 @@
 edit a template, bump that version, and shards written with the old one are refused, not mixed in."""
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 from .seeds import SeedTask
 
 BOOTSTRAP_HEADER = "Come up with a series of tasks:\n\n"
@@ -87,3 +90,66 @@ def alpaca_prompt(demos: list[SeedTask], n: int, fmt: str = "completion"):
     if fmt == "chat":
         return [{"role": "user", "content": body}]
     return body + f"{len(demos) + 1}. Instruction:"
+
+
+# ------------------------------------------------------------------------------------ judge rubrics
+# A rubric is a chat message with the placeholders {instruction}, {input} and {output}, and the score
+# scale its answer is read on. Edit one: bump the judge stage's template_version.
+
+@dataclass(frozen=True)
+class Rubric:
+    low: int
+    high: int
+    template: str
+
+    @property
+    def choices(self) -> list[str]:
+        """The answers structured outputs allow: the scale's integers."""
+        return [str(k) for k in range(self.low, self.high + 1)]
+
+
+# AlpaGasus (Chen et al. 2023, "AlpaGasus: Training a Better Alpaca with Fewer Data"), on a 1-5 scale.
+ALPAGASUS = """We would like to request your feedback on the performance of an AI assistant in response to the instruction and the given input displayed below.
+
+[Instruction]
+{instruction}
+
+[Input]
+{input}
+
+[Response]
+{output}
+
+[End of response]
+
+Please rate according to the accuracy and helpfulness of the response to the instruction and the input. The assistant receives a score on a scale of 1 to 5, where a higher score indicates a more accurate and helpful response. Please first output a single line containing only the score. In the subsequent line, please provide a brief explanation of your evaluation."""
+
+# The additive 5-point rubric of Self-Rewarding Language Models (Yuan et al. 2024, Fig. 2): 0-5 points.
+ADDITIVE = """Review the user's question and the corresponding response using the additive 5-point scoring system described below. Points are accumulated based on the satisfaction of each criterion:
+- Add 1 point if the response is relevant and provides some information related to the user's inquiry, even if it is incomplete or contains some irrelevant content.
+- Add another point if the response addresses a substantial portion of the user's question, but does not completely resolve the query or provide a direct answer.
+- Award a third point if the response answers the basic elements of the user's question in a useful way, regardless of whether it seems to have been written by an AI Assistant or if it has elements typically found in blogs or search results.
+- Grant a fourth point if the response is clearly written from an AI Assistant's perspective, addressing the user's question directly and comprehensively, and is well-organized and helpful, even if there is slight room for improvement in clarity, conciseness or focus.
+- Bestow a fifth point for a response that is impeccably tailored to the user's question by an AI Assistant, without extraneous information, reflecting expert knowledge, and demonstrating a high-quality, engaging, and insightful answer.
+
+User: {instruction}
+Input: {input}
+
+<response>{output}</response>
+
+After examining the user's instruction and the response:
+- Briefly justify your total score, up to 100 words.
+- Conclude with the score using the format: "Score: <total points>"
+
+Remember to assess from the AI Assistant perspective. To evaluate the response in alignment with this additive scoring model, we'll systematically attribute points based on the outlined criteria."""
+
+RUBRICS = {"alpagasus": Rubric(1, 5, ALPAGASUS), "additive": Rubric(0, 5, ADDITIVE)}
+NO_INPUT = "(none)"
+PLACEHOLDER = re.compile(r"\{(instruction|input|output)\}")
+
+
+def judge_prompt(template: str, instruction: str, input: str, output: str) -> list[dict[str, str]]:
+    """The rubric filled in, as one user message. One pass over the placeholders, not str.format: a
+    custom template may hold other braces, and a text that contains "{output}" must stay as written."""
+    values = {"instruction": instruction.strip(), "input": input.strip() or NO_INPUT, "output": output.strip()}
+    return [{"role": "user", "content": PLACEHOLDER.sub(lambda m: values[m.group(1)], template)}]

@@ -53,6 +53,12 @@ class Stage:
     uses_model: ClassVar[bool] = False
     order: ClassVar[int] = 50  # where it is listed among a run's stages (generators 10, export 90)
 
+    @classmethod
+    def reads_for(cls, cfg: Any | None) -> frozenset[str]:
+        """The fields it reads with this config section (None: not loaded yet, the least it reads). A
+        stage whose settings decide what it needs (select by judge score or by length) overrides it."""
+        return cls.reads
+
     def __init__(self, ctx: "Context", cfg: Any):
         self.ctx, self.cfg = ctx, cfg
 

@@ -8,6 +8,7 @@
   exact: a :class:`selfinstruct.dedup.RougeIndex` with ``floor=0.0`` over the seeds, which gives
   rouge-score's own max;
 * diversity (Self-Instruct Fig. 2), by the heuristic of :mod:`.diversity`;
+* the judge's scores, the selection and the judge sanity figure (:mod:`.judge`), when a judge ran;
 * examples of kept records and of rejects, a few per reason.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from ..io.records import Instance
 from .diversity import diversity
+from .judge import judge_section
 from .run import Run, StageDir, open_run, seed_path
 from .sections import (DROP_LEVELS, Example, InstanceTally, LengthSection, Report, RougeMatch, RougeSection,
                        SeedInfo, Share, StageRows, StageSection, Summary)
@@ -206,6 +208,7 @@ def compute_report(run_dir: Path, *, seeds: Path | None = None) -> Report:
     if seed_tasks and instructions:
         threshold = ((cfg.get(gen.name) or {}).get("filters") or {}).get("rouge_threshold")
         report.rouge = rouge_section(gen_items, [(s.id, s.instruction) for s in seed_tasks], threshold)
+    report.judge = judge_section(run)
     if instructions:
         report.diversity = diversity(instructions)
         if seed_tasks:

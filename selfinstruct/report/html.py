@@ -131,6 +131,20 @@ def _diversity(rep: Report, plots: dict[str, str]) -> list[str]:
     return lines
 
 
+def _judge(rep: Report) -> list[str]:
+    from .judge import score_table
+    from .text import judge_sentences
+
+    said = judge_sentences(rep.judge)  # the terminal's words
+    lines = ["<h2>Judge scores and selection</h2>", f"<p>{_e(said.pop('head'))}</p>",
+             render_table(score_table(rep.judge))]
+    lines += [f"<p class='{'warn' if key == 'warning' else ''}'>{_e(text)}</p>" for key, text in said.items()]
+    lines.append("<p class='muted'>Sanity: for a sample of records the judge also scored the instruction with "
+                 "another record's answer; a judge that reads the answers scores the real one higher. "
+                 "Unreadable judgments are rejects of the judge stage, never a default score.</p>")
+    return lines
+
+
 def _examples(rep: Report) -> list[str]:
     lines = ["<h2>Examples</h2>"]
     if rep.kept_examples:
@@ -164,6 +178,8 @@ def render_html(rep: Report, plots: dict[str, str]) -> str:
     lines += _rouge(rep, plots)
     if rep.diversity is not None:
         lines += _diversity(rep, plots)
+    if rep.judge is not None:
+        lines += _judge(rep)
     lines += _examples(rep)
     lines.append("</body></html>")
     return "\n".join(lines)

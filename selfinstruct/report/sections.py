@@ -174,6 +174,7 @@ class Report:
     seed_diversity: Diversity | None = None
     kept_examples: list[Example] = field(default_factory=list)
     reject_examples: dict[str, dict[str, list[Example]]] = field(default_factory=dict)  # stage -> reason
+    judge: Any = None  # a judge.JudgeSection when the run has a judge stage (that module imports this one)
 
     @property
     def classifier(self) -> StageSection | None:
@@ -200,6 +201,8 @@ class Report:
             out["rouge"] = dict(dataclasses.asdict(self.rouge), summary=self.rouge.summary.to_dict())
         if self.diversity is not None:
             out["diversity"] = dataclasses.asdict(self.diversity)
+        if self.judge is not None:
+            out["judge"] = self.judge.to_dict()
         if self.seed_diversity is not None:
             sd = self.seed_diversity
             out["seed_diversity"] = {"total": sd.total, "kinds": sd.kinds, "distinct_verbs": sd.distinct_verbs,

@@ -86,6 +86,10 @@ def format_record(index: int, rec: dict[str, Any]) -> str:
         head.append(f"round={rec['round']}")
     if isinstance(rec.get("is_classification"), bool):
         head.append("classification" if rec["is_classification"] else "not-classification")
+    if isinstance(rec.get("judge_score"), (int, float)):
+        head.append(f"judge={rec['judge_score']:g}")
+    if isinstance(rec.get("selection"), dict) and "rank" in rec["selection"]:
+        head.append(f"rank={rec['selection']['rank']}")
     near = rec.get("nearest")
     if isinstance(near, dict) and near.get("id"):
         try:

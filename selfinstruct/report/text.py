@@ -1,11 +1,13 @@
 """The `stats` report as plain-text tables within 100 columns (the terminal)."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from .sections import (Column, Report, Summary, Table, cell_text, clip, drop_table, length_edges, pct, stage_table,
                        verb_table)
 
+WIDTH = 100  # the terminal report's lines fit this
 VERB_ROWS = 10  # the terminal shows the top verbs only; the HTML report has them all
 REJECT_TEXT_CHARS = 200
 
@@ -141,6 +143,38 @@ def _diversity(rep: Report) -> list[str]:
     return lines
 
 
+def judge_sentences(js) -> dict[str, str]:
+    """The judge section (a report.judge.JudgeSection) in words, one sentence per part (heading,
+    selection, sanity, warning; those that apply): the terminal wraps them, the HTML report shows them."""
+    s, sel, sa = js.summary, js.selection, js.sanity
+    out = {"head": f"Judge ({js.rubric or '?'} rubric, {js.low}-{js.high}): {s.n:,} records scored"
+                   + (f", mean {s.mean:.2f}, median {s.median:g}" if s.n else "")
+                   + f"; {js.unparseable:,} unreadable (rejected)"}
+    if sel is not None:
+        means = ", ".join(f"{label} {m:.2f}" for label, m in (("kept", sel.kept_mean), ("dropped", sel.dropped_mean))
+                          if m is not None)
+        out["selection"] = (f"selection ({sel.rule}): kept {sel.kept:,} of {sel.rows_in:,}"
+                            + (f"; mean judge score {means}" if means else ""))
+    if sa.pairs:
+        out["sanity"] = (f"sanity: {sa.pairs:,} records also scored with another record's answer: the real answer "
+                         f"scored higher in {sa.higher:,} = {pct(sa.share)} (the same in {sa.ties:,}, lower in "
+                         f"{sa.lower:,}" + (f"; {sa.unparseable:,} unreadable" if sa.unparseable else "") + ")")
+    if sa.verdict:
+        out["warning"] = f"sanity {pct(sa.share) if sa.pairs else '-'}: {sa.verdict}"
+    return out
+
+
+def _judge(rep: Report) -> list[str]:
+    from .judge import score_table
+
+    said = judge_sentences(rep.judge)
+    lines = [textwrap.fill(said.pop("head"), WIDTH, subsequent_indent="  "), render_table(score_table(rep.judge))]
+    for key, text in said.items():
+        lead = "  ! " if key == "warning" else "  "
+        lines.append(textwrap.fill(text, WIDTH, initial_indent=lead, subsequent_indent=" " * 10))
+    return lines + [""]
+
+
 def _rejects(rep: Report) -> list[str]:
     rows = []
     for stage, per in rep.reject_examples.items():
@@ -167,6 +201,8 @@ def format_terminal(rep: Report, report_path: Path | None = None) -> str:
         lines += _lengths(rep) + _rouge(rep)
     if rep.diversity is not None:
         lines += _diversity(rep)
+    if rep.judge is not None:
+        lines += _judge(rep)
     if rep.reject_examples:
         lines += _rejects(rep)
     lines += [f"note: {n}" for n in rep.notes]
