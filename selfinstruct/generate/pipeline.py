@@ -89,9 +89,10 @@ def run_pipeline(cfg: PipelineConfig, out: Path, *, force: bool = False, quiet: 
 
 
 def check_resumable(cfg: PipelineConfig, out: Path, digest: str, models: dict[str, Any]) -> None:
-    """The stage folders already there match this configuration (as far as their inputs are known)."""
+    """The stage folders already there match this configuration (as far as their inputs are known). The
+    parts are verified when each stage is opened, not here: that would read every shard twice."""
     for name in cfg.stages:
-        m = check_existing(out / name, stage_hash(cfg, name, digest, models.get(name)))
+        m = check_existing(out / name, stage_hash(cfg, name, digest, models.get(name)), verify=False)
         if m is None or not m.get("complete"):
             return
         digest = parts_digest(m)

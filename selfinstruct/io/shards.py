@@ -71,9 +71,10 @@ def verify_stage(stage_dir: Path, m: dict[str, Any]) -> list[str]:
     return problems
 
 
-def check_existing(stage_dir: Path, config_hash: str) -> dict[str, Any] | None:
+def check_existing(stage_dir: Path, config_hash: str, *, verify: bool = True) -> dict[str, Any] | None:
     """The manifest of a stage folder that can be resumed with `config_hash` (None: nothing there yet);
-    anything else is a UserError: another format, another configuration, damaged shards."""
+    anything else is a UserError: another format, another configuration, damaged shards (`verify`:
+    read every part and compare it with the manifest)."""
     m = read_manifest(stage_dir)
     if m is None:
         if stage_dir.exists() and any(stage_dir.glob("part-*.jsonl")):
@@ -89,7 +90,7 @@ def check_existing(stage_dir: Path, config_hash: str) -> dict[str, Any] | None:
             f"{stage_dir} was written with a different configuration, model, prompt or input "
             f"(hash {str(m.get('config_hash'))[:12]} vs {config_hash[:12]}); refusing to mix them. "
             "Use a new output directory, or --force to discard this stage and the ones after it")
-    problems = verify_stage(stage_dir, m)
+    problems = verify_stage(stage_dir, m) if verify else []
     if problems:
         raise UserError(f"{problems[0]}; {FIX}")
     return m
