@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .io.console import terminal
 from .io.errors import user_errors
 from .generate.config import PipelineConfig
 from .io.settings import click_options, given, options_of
@@ -93,7 +94,7 @@ def dedup(input_path, out_path, field, threshold, against, rejects, quiet):
 
 
 def _echo_err(msg: str) -> None:
-    click.echo(msg, err=True)
+    click.echo(msg, file=terminal())  # the terminal's stderr, also while -q sends library output to a log
 
 
 @main.command()

@@ -41,8 +41,18 @@ class EngineLeak(RuntimeError):
 
 
 def _children() -> set[int]:
+    """This process's descendants, less Python's own multiprocessing helpers (the resource tracker lives
+    as long as this process: waiting for it to exit would wait for nothing but the timeout)."""
     import psutil
-    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+    out = set()
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if "multiprocessing." not in " ".join(p.cmdline()):
+                out.add(p.pid)
+        except psutil.Error:  # gone already
+            pass
+    return out
 
 
 def start_llm(**kwargs):

@@ -7,9 +7,11 @@ to OUT (default TUNED/evaluation.jsonl): OUT (the `reference` side by side, as b
 `.SUITE.jsonl` for the other suites, `.summary.json`, and `.report.html` (a chart per suite)."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, Callable
 
+from ..io.console import library_output_to
 from ..io.errors import UserError
 from ..io.jsonl import atomic_write_json, atomic_write_jsonl
 from ..train.data import resolve_eval_data
@@ -56,6 +58,19 @@ def run_evaluate(base: str | None, tuned: str, data: str | Path | None, out: str
     out = Path(out) if out is not None else (Path(tuned) / "evaluation.jsonl" if Path(tuned).is_dir()
                                              else Path("evaluation.jsonl"))
 
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # -q: what vLLM and torch print goes to a log next to the output (our notes stay on the terminal)
+    with library_output_to(summary_path(out).with_name(summary_path(out).name.replace(".summary.json", ".log"))) \
+            if quiet else contextlib.nullcontext():
+        summary = _evaluate(chosen, items, names, paths, opts, out, judge=judge or base, max_new_tokens=max_new_tokens,
+                            engine=engine, loss=loss, max_length=max_length, batch_size=batch_size, quiet=quiet,
+                            log=log, data=data)
+    return summary
+
+
+def _evaluate(chosen, items: dict[str, list[Item]], names: dict[str, str], paths: dict[str, str], opts: Options,
+              out: Path, *, judge: str, max_new_tokens: int | None, engine: str, loss: bool, max_length: int,
+              batch_size: int, quiet: bool, log: Callable[[str], Any], data) -> dict[str, Any]:
     # 1) answers: all suites' prompts in one pass per model, each prompt with its suite's budget
     prompts = [it.messages for s in chosen for it in items[s.name]]
     budgets = [max_new_tokens or s.max_new_tokens for s in chosen for _ in items[s.name]]
@@ -70,7 +85,6 @@ def run_evaluate(base: str | None, tuned: str, data: str | Path | None, out: str
             start += len(items[s.name])
     # 2) the judge reads the answers of judged suites
     verdicts: dict[str, list[str]] = {}
-    judge = judge or base
     for s in chosen:
         if s.judged:
             jp = s.judge_prompts(items[s.name], answers[s.name])
