@@ -149,6 +149,8 @@ def finetune(config_path, data, out_dir, eval_data, no_eval, sets, resume, overw
 @click.option("--tuned", required=True, help="Fine-tuned model folder (full model or LoRA adapter folder).")
 @click.option("--model", "models", multiple=True, help="Another model to compare (repeatable).")
 @click.option("--judge", default=None, help="Judge model for --suite pairwise (default: the base model).")
+@click.option("--judge-url", "judge_urls", multiple=True,
+              help="OpenAI-compatible server(s) serving --judge (e.g. http://host:8000/v1); default: in-process.")
 @click.option("--data", "data", type=click.Path(path_type=Path), default=None,
               help="Held-out data for constraints/pairwise/reference: run dir / export dir (its eval split) or a "
                    "JSONL/JSON file.")
@@ -165,7 +167,7 @@ def finetune(config_path, data, out_dir, eval_data, no_eval, sets, resume, overw
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap and of `constraints`.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @user_errors
-def evaluate(suites, base, tuned, models, judge, data, out_path, max_new_tokens, limit, engine, no_loss, max_length,
+def evaluate(suites, base, tuned, models, judge, judge_urls, data, out_path, max_new_tokens, limit, engine, no_loss, max_length,
              batch_size, seed, quiet):
     """Compare the base, the tuned (and any --model) on evaluation suites, greedy decoding, one engine at a
     time: metrics with 95% paired-bootstrap intervals, differences against the base, side-by-side JSONL,
@@ -174,6 +176,7 @@ def evaluate(suites, base, tuned, models, judge, data, out_path, max_new_tokens,
     from .evals.run import run_evaluate
 
     summary = run_evaluate(base, tuned, data, out_path, suites=suites or ("reference",), models=models, judge=judge,
+                           judge_urls=judge_urls,
                            max_new_tokens=max_new_tokens, limit=limit, engine=engine, loss=not no_loss,
                            max_length=max_length, batch_size=batch_size, seed=seed, quiet=quiet, log=_echo_err)
     click.echo(format_table(summary))

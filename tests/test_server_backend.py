@@ -193,3 +193,21 @@ def test_an_outage_loses_nothing_and_the_rerun_is_identical(server, tmp_path):
             if f.name != "manifest.json":
                 assert (tmp_path / "run" / stage / f.relative_to(tmp_path / "ref" / stage)).read_bytes() == \
                     f.read_bytes(), f
+
+
+def test_pairwise_judge_on_a_server(server, tmp_path):
+    """The pairwise suite's judge can be any OpenAI-compatible server (here the real `vllm serve`); the
+    two models answer with transformers, so no second engine starts."""
+    from selfinstruct.evals.run import run_evaluate
+
+    data = tmp_path / "eval.prompt_completion.jsonl"
+    data.write_text("".join(json.dumps({"id": f"q{i}", "prompt": [{"role": "user", "content": q}],
+                                        "completion": [{"role": "assistant", "content": "-"}]}) + "\n"
+                            for i, q in enumerate(["Name a color.", "What is 2 + 2?"])))
+    s = run_evaluate(server.model, server.model, data, tmp_path / "e.jsonl", suites=("pairwise",), judge=server.model,
+                     judge_urls=(server.url,), engine="transformers", max_new_tokens=8, quiet=True, log=lambda m: None)
+    notes = s["suites"]["pairwise"]["notes"]["tuned vs base"]
+    assert s["models"]["base"]["engine"] == "transformers" and s["judge"] == server.model
+    assert notes["wins"] + notes["ties"] + notes["losses"] == 2
+    rows = [json.loads(x) for x in (tmp_path / "e.pairwise.jsonl").read_text().splitlines()]
+    assert all(len(r["tuned_judge_raw"]) == 2 for r in rows)  # both orders asked, raw text kept

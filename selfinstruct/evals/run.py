@@ -22,6 +22,25 @@ from .pairwise import JUDGE_MAX_TOKENS
 from .suites import SUITES, Item, Options, SuiteResult
 
 
+def judge_on_server(judge: str, urls: tuple[str, ...], prompts: list[list[dict]], log) -> list[str]:
+    """Verdicts from an OpenAI-compatible server (a judge too big for this machine), greedy. A failed
+    request is an error: a verdict is never made up."""
+    from ..backends.base import Request
+    from ..backends.openai_server import OpenAIBackend, OpenAIOptions
+
+    log(f"judge ({judge}): {len(prompts)} verdicts from {len(urls)} server(s)")
+    backend = OpenAIBackend(judge, OpenAIOptions(base_urls=list(urls)))
+    try:
+        got = backend.generate([Request(p, max_tokens=JUDGE_MAX_TOKENS, temperature=0.0, seed=0) for p in prompts])
+    finally:
+        backend.close()
+    failed = [c.error for c in got if c.error]
+    if failed:
+        raise UserError(f"judge: {len(failed)} request(s) failed (last: {failed[-1][:200]}); re-run when the "
+                        "server answers")
+    return [c.text for c in got]
+
+
 def summary_path(out: Path) -> Path:
     stem = out.name[:-len(".jsonl")] if out.name.endswith(".jsonl") else out.name
     return out.with_name(stem + ".summary.json")
@@ -34,6 +53,7 @@ def suite_path(out: Path, suite: str) -> Path:
 
 def run_evaluate(base: str | None, tuned: str, data: str | Path | None, out: str | Path | None = None, *,
                  suites: tuple[str, ...] = ("reference",), models: tuple[str, ...] = (), judge: str | None = None,
+                 judge_urls: tuple[str, ...] = (),
                  max_new_tokens: int | None = None, limit: int | None = None, engine: str = "auto",
                  loss: bool = True, max_length: int = 1024, batch_size: int = 8, seed: int = 0,
                  resamples: int = 2000, quiet: bool = False, log: Callable[[str], Any] = print) -> dict[str, Any]:
@@ -62,14 +82,15 @@ def run_evaluate(base: str | None, tuned: str, data: str | Path | None, out: str
     # -q: what vLLM and torch print goes to a log next to the output (our notes stay on the terminal)
     with library_output_to(summary_path(out).with_name(summary_path(out).name.replace(".summary.json", ".log"))) \
             if quiet else contextlib.nullcontext():
-        summary = _evaluate(chosen, items, names, paths, opts, out, judge=judge or base, max_new_tokens=max_new_tokens,
+        summary = _evaluate(chosen, items, names, paths, opts, out, judge=judge or base, judge_urls=judge_urls,
+                            max_new_tokens=max_new_tokens,
                             engine=engine, loss=loss, max_length=max_length, batch_size=batch_size, quiet=quiet,
                             log=log, data=data)
     return summary
 
 
 def _evaluate(chosen, items: dict[str, list[Item]], names: dict[str, str], paths: dict[str, str], opts: Options,
-              out: Path, *, judge: str, max_new_tokens: int | None, engine: str, loss: bool, max_length: int,
+              out: Path, *, judge: str, judge_urls: tuple[str, ...], max_new_tokens: int | None, engine: str, loss: bool, max_length: int,
               batch_size: int, quiet: bool, log: Callable[[str], Any], data) -> dict[str, Any]:
     # 1) answers: all suites' prompts in one pass per model, each prompt with its suite's budget
     prompts = [it.messages for s in chosen for it in items[s.name]]
@@ -88,6 +109,9 @@ def _evaluate(chosen, items: dict[str, list[Item]], names: dict[str, str], paths
     for s in chosen:
         if s.judged:
             jp = s.judge_prompts(items[s.name], answers[s.name])
+            if judge_urls:
+                verdicts[s.name], used["judge"] = judge_on_server(judge, judge_urls, jp, log), "openai"
+                continue
             got, used["judge"] = answer_all(resolve_any_model(judge), f"judge ({judge})", jp,
                                             [JUDGE_MAX_TOKENS] * len(jp), engine=engine, max_length=max_length + 1024,
                                             batch_size=batch_size, quiet=quiet, log=log)
