@@ -16,7 +16,7 @@ from ..generate.registry import stage_order, stages as registered_stages
 from ..io.errors import UserError
 from ..io.jsonl import iter_lines, parse_line
 from ..io.records import Counts
-from ..io.shards import MANIFEST
+from ..io.shards import MANIFEST, read_manifest
 
 RUN_FILE = "run.json"
 # The repository root: a seed path relative to it (the default seed_tasks/...) still resolves when
@@ -96,10 +96,9 @@ class StageDir:
 
 
 def read_stage(path: Path) -> StageDir:
-    mpath = Path(path) / MANIFEST
-    manifest = load_json(mpath)
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("parts"), list):
-        raise UserError("not a stage manifest (no 'parts')", path=mpath)
+    manifest = read_manifest(Path(path))  # the pipeline's own reader: the same checks and errors
+    if manifest is None:
+        raise UserError(f"no {MANIFEST}: not a stage directory", path=path)
     return StageDir(Path(path).name, Path(path), manifest)
 
 
