@@ -139,28 +139,44 @@ def finetune(config_path, data, out_dir, eval_data, no_eval, sets, resume, overw
         click.echo(f"done: {out_dir}")
 
 
+def _eval_options(default_suites: str):
+    """The options `evaluate` and `ablate` share (declared once)."""
+    options = [
+        click.option("--suite", "suites", multiple=True,
+                     type=click.Choice(["ifbench", "constraints", "pairwise", "reference"]),
+                     help=f"Suite(s) to run (repeatable; default {default_suites}): ifbench (294 IFBench prompts, "
+                          "offline checkers), constraints (IFEval-style constraints on the held-out instructions), "
+                          "pairwise (a judge compares answers, both orders), reference (ROUGE-L and eval loss vs the "
+                          "held-out answers)."),
+        click.option("--judge", default=None, help="Judge model for --suite pairwise (default: the base model)."),
+        click.option("--judge-url", "judge_urls", multiple=True,
+                     help="OpenAI-compatible server(s) serving --judge (e.g. http://host:8000/v1); default: "
+                          "in-process."),
+        click.option("--max-new-tokens", type=int, default=None, help="Token budget per answer (default: the suite's)."),
+        click.option("--limit", type=int, default=None, help="Only the first N prompts of each suite."),
+        click.option("--engine", type=click.Choice(["auto", "vllm", "transformers"]), default="auto", show_default=True,
+                     help="Generation engine; auto: vLLM, falling back to transformers if vLLM cannot load a model."),
+    ]
+
+    def wrap(f):
+        for opt in reversed(options):
+            f = opt(f)
+        return f
+    return wrap
+
+
 @main.command()
-@click.option("--suite", "suites", multiple=True, type=click.Choice(["ifbench", "constraints", "pairwise", "reference"]),
-              help="Suite(s) to run (repeatable; default reference): ifbench (294 IFBench prompts, offline "
-                   "checkers), constraints (IFEval-style constraints on the held-out instructions), pairwise "
-                   "(a judge compares answers, both orders), reference (ROUGE-L and eval loss vs the held-out answers).")
+@_eval_options("reference")
 @click.option("--base", default=None,
               help="Base model (HF id, folder, embedded:...). Default: the base recorded in TUNED.")
 @click.option("--tuned", required=True, help="Fine-tuned model folder (full model or LoRA adapter folder).")
 @click.option("--model", "models", multiple=True, help="Another model to compare (repeatable).")
-@click.option("--judge", default=None, help="Judge model for --suite pairwise (default: the base model).")
-@click.option("--judge-url", "judge_urls", multiple=True,
-              help="OpenAI-compatible server(s) serving --judge (e.g. http://host:8000/v1); default: in-process.")
 @click.option("--data", "data", type=click.Path(path_type=Path), default=None,
               help="Held-out data for constraints/pairwise/reference: run dir / export dir (its eval split) or a "
                    "JSONL/JSON file.")
 @click.option("-o", "--out", "out_path", type=click.Path(path_type=Path), default=None,
               help="Side-by-side JSONL (default TUNED/evaluation.jsonl); other suites, the summary and the HTML "
                    "report go next to it.")
-@click.option("--max-new-tokens", type=int, default=None, help="Token budget per answer (default: the suite's).")
-@click.option("--limit", type=int, default=None, help="Only the first N prompts of each suite.")
-@click.option("--engine", type=click.Choice(["auto", "vllm", "transformers"]), default="auto", show_default=True,
-              help="Generation engine; auto: vLLM, falling back to transformers if vLLM cannot load a model.")
 @click.option("--no-loss", is_flag=True, help="Skip the eval-loss forward passes.")
 @click.option("--max-length", type=int, default=1024, show_default=True, help="Max prompt(+answer) tokens.")
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Batch size for transformers passes.")
@@ -180,6 +196,48 @@ def evaluate(suites, base, tuned, models, judge, judge_urls, data, out_path, max
                            max_new_tokens=max_new_tokens, limit=limit, engine=engine, loss=not no_loss,
                            max_length=max_length, batch_size=batch_size, seed=seed, quiet=quiet, log=_echo_err)
     click.echo(format_table(summary))
+
+
+@main.command()
+@click.option("-d", "--data", "run_dir", required=True, type=click.Path(path_type=Path),
+              help="A run directory (its records before select/export are the pool; a judge stage for --selector judge).")
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Ablation folder: the shared held-out split, each selection's data and model, the evaluation.")
+@click.option("--selector", "selectors", multiple=True, type=click.Choice(["all", "random", "longest", "judge"]),
+              help="Selections to compare (repeatable; default all four): all, random, longest (answer length), "
+                   "judge (highest judge_score).")
+@click.option("--fraction", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Examples per selection, as a share of the train pool (default 0.2).")
+@click.option("--examples", type=click.IntRange(min=1), default=None, help="Examples per selection (overrides --fraction).")
+@click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="YAML with a `finetune:` section: the settings every selection is trained with.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set any key of the `finetune:` section.")
+@click_options(_FINETUNE_OPTIONS)
+@_eval_options("ifbench constraints pairwise")
+@click.option("--resamples", type=click.IntRange(min=100), default=2000, show_default=True, help="Bootstrap resamples.")
+@click.option("--dry-run", is_flag=True, help="Print the selections and the decision rule; train nothing.")
+@click.option("--overwrite", is_flag=True, help="Replace an ablation with another plan in OUT.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@user_errors
+def ablate(run_dir, out_dir, selectors, fraction, examples, config_path, sets, suites, judge, judge_urls,
+           max_new_tokens, limit, engine, resamples, dry_run, overwrite, quiet, **settings):
+    """Which selection of a run trains the better model: one held-out split shared by all, the same number
+    of examples and optimizer steps per selection, one fine-tune each (the `finetune:` settings), one
+    evaluation of all, a table with 95% intervals and the verdict of a rule fixed before the run."""
+    from .ablate.command import format_ablation, plan_only, run_ablate
+    from .ablate.plan import SELECTORS, make_plan
+    from .train.config import load_finetune_config
+
+    selectors = list(selectors or SELECTORS)
+    cfg = load_finetune_config(config_path, given(_FINETUNE_OPTIONS, settings), sets=sets)
+    if dry_run:
+        click.echo(plan_only(make_plan(run_dir, selectors, fraction=fraction, n=examples)))
+        return
+    result = run_ablate(run_dir, out_dir, cfg, selectors=selectors, fraction=fraction, n=examples,
+                        suites=suites or ("ifbench", "constraints", "pairwise"), limit=limit, engine=engine,
+                        judge=judge, judge_urls=judge_urls, max_new_tokens=max_new_tokens, resamples=resamples,
+                        overwrite=overwrite, quiet=quiet, log=_echo_err)
+    click.echo(format_ablation(result))
 
 
 @main.command(

@@ -55,9 +55,9 @@ def format_table(summary: dict[str, Any]) -> str:
             if isinstance(n, dict) and "win_rate" in n:
                 out.append(f"  {key}: {n['wins']} wins, {n['ties']} ties, {n['losses']} losses; "
                            f"{n['unparseable_verdicts']} unparseable verdicts")
-    if "tuned" in summary and isinstance(summary["tuned"], dict) and "eval_loss" in summary["tuned"]:
-        out.append("eval loss: " + ", ".join(f"{m} {summary[m]['eval_loss']:.4f}" for m in summary["models"]
-                                              if summary[m].get("eval_loss") is not None) or "eval loss: -")
+    losses = {m: v["eval_loss"] for m, v in summary["models"].items() if v.get("eval_loss") is not None}
+    if "reference" in summary["suites"]:
+        out.append("eval loss: " + (", ".join(f"{m} {v:.4f}" for m, v in losses.items()) or "-"))
     return "\n".join(out)
 
 

@@ -53,7 +53,8 @@ def suite_path(out: Path, suite: str) -> Path:
 
 def run_evaluate(base: str | None, tuned: str, data: str | Path | None, out: str | Path | None = None, *,
                  suites: tuple[str, ...] = ("reference",), models: tuple[str, ...] = (), judge: str | None = None,
-                 judge_urls: tuple[str, ...] = (),
+                 judge_urls: tuple[str, ...] = (), labels: tuple[str, ...] | None = None,
+                 compare: tuple[tuple[str, str], ...] = (),
                  max_new_tokens: int | None = None, limit: int | None = None, engine: str = "auto",
                  loss: bool = True, max_length: int = 1024, batch_size: int = 8, seed: int = 0,
                  resamples: int = 2000, quiet: bool = False, log: Callable[[str], Any] = print) -> dict[str, Any]:
@@ -70,9 +71,13 @@ def run_evaluate(base: str | None, tuned: str, data: str | Path | None, out: str
         base = recorded_base_model(tuned)
         if base is None:
             raise UserError(f"--base is required: {tuned} has no {SUMMARY_FILE} naming its base model")
-    names = {"base": base, "tuned": tuned, **{f"model{i + 1}": m for i, m in enumerate(models)}}
+    labels = labels or ("tuned", *(f"model{i + 1}" for i in range(len(models))))
+    if len(labels) != 1 + len(models) or len(set(labels)) != len(labels) or "base" in labels:
+        raise UserError(f"labels {list(labels)}: one per tuned/other model, distinct, not 'base'")
+    names = {"base": base, **dict(zip(labels, (tuned, *models)))}
     paths = {label: resolve_any_model(n) for label, n in names.items()}
-    opts = Options(data=Path(data) if data is not None else None, limit=limit, seed=seed, resamples=resamples)
+    opts = Options(data=Path(data) if data is not None else None, limit=limit, seed=seed, resamples=resamples,
+                   compare=compare)
     chosen = [SUITES[s]() for s in dict.fromkeys(suites)]
     items: dict[str, list[Item]] = {s.name: s.items(opts) for s in chosen}
     out = Path(out) if out is not None else (Path(tuned) / "evaluation.jsonl" if Path(tuned).is_dir()
@@ -106,15 +111,16 @@ def _evaluate(chosen, items: dict[str, list[Item]], names: dict[str, str], paths
             start += len(items[s.name])
     # 2) the judge reads the answers of judged suites
     verdicts: dict[str, list[str]] = {}
+    judge_engine = None
     for s in chosen:
         if s.judged:
             jp = s.judge_prompts(items[s.name], answers[s.name])
             if judge_urls:
-                verdicts[s.name], used["judge"] = judge_on_server(judge, judge_urls, jp, log), "openai"
+                verdicts[s.name], judge_engine = judge_on_server(judge, judge_urls, jp, log), "openai"
                 continue
-            got, used["judge"] = answer_all(resolve_any_model(judge), f"judge ({judge})", jp,
-                                            [JUDGE_MAX_TOKENS] * len(jp), engine=engine, max_length=max_length + 1024,
-                                            batch_size=batch_size, quiet=quiet, log=log)
+            got, judge_engine = answer_all(resolve_any_model(judge), f"judge ({judge})", jp,
+                                           [JUDGE_MAX_TOKENS] * len(jp), engine=engine, max_length=max_length + 1024,
+                                           batch_size=batch_size, quiet=quiet, log=log)
             verdicts[s.name] = [a.text for a in got]
     results: dict[str, SuiteResult] = {s.name: s.score(items[s.name], answers[s.name], opts, verdicts.get(s.name))
                                        for s in chosen}
@@ -133,7 +139,7 @@ def _evaluate(chosen, items: dict[str, list[Item]], names: dict[str, str], paths
         atomic_write_jsonl(suite_path(out, name), res.rows)
     summary: dict[str, Any] = {
         "output": str(out), "models": {label: {"model": names[label], "engine": used[label]} for label in names},
-        "judge": judge if any(s.judged for s in chosen) else None,
+        "judge": judge if any(s.judged for s in chosen) else None, "judge_engine": judge_engine,
         "suites": {name: {**res.to_dict(), "output": str(suite_path(out, name)), "prompts": len(items[name])}
                    for name, res in results.items()}}
     if "reference" in results:  # the shape `evaluate` always had, kept for its readers
@@ -141,8 +147,9 @@ def _evaluate(chosen, items: dict[str, list[Item]], names: dict[str, str], paths
         summary.update(data=str(resolve_eval_data(data)), examples=len(items["reference"]),
                        max_new_tokens=max_new_tokens or SUITES["reference"].max_new_tokens)
         for label in names:
-            summary[label] = {"model": names[label], "engine": used[label], "eval_loss": losses[label],
-                              "rouge_l": ref.metrics[label]["rouge_l"].estimate}
+            summary["models"][label].update(eval_loss=losses[label], rouge_l=ref.metrics[label]["rouge_l"].estimate)
+            if label not in summary:  # a label such as `judge` (ablate's) has its place in "models" only
+                summary[label] = summary["models"][label]
     atomic_write_json(summary_path(out), summary)
     from .render import write_html
     summary["report"] = str(write_html(summary, summary_path(out).with_name(

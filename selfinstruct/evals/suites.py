@@ -27,6 +27,13 @@ class Options:
     limit: int | None = None
     seed: int = 0
     resamples: int = 2000
+    # differences asked for besides every model vs the first (base): (a, b) reads "a - b"
+    compare: tuple[tuple[str, str], ...] = ()
+
+    def comparisons(self, labels: list[str]) -> list[tuple[str, str]]:
+        """(a, b) pairs for the paired differences a - b: each model against the first, then `compare`."""
+        first = [(m, labels[0]) for m in labels[1:]]
+        return first + [p for p in self.compare if p[0] in labels and p[1] in labels and p not in first]
 
 
 @dataclass
@@ -97,12 +104,11 @@ class VerifiableSuite(Suite):
             notes[m] = {k: v for k, v in s.to_dict().items() if k not in IF_METRICS}
             metrics[m] = {k: bootstrap_ci(*ifbench.metric_vectors(results[m], k), n_resamples=opts.resamples,
                                           seed=opts.seed) for k in IF_METRICS}
-        for m in labels[1:]:
-            diffs[f"{m} - {labels[0]}"] = {}
+        for a, b in opts.comparisons(labels):
+            diffs[f"{a} - {b}"] = {}
             for k in IF_METRICS:
-                (bn, bd), (tn, td) = ifbench.paired_vectors(results[labels[0]], results[m], k)
-                diffs[f"{m} - {labels[0]}"][k] = paired_diff_ci(bn, tn, bd, td, n_resamples=opts.resamples,
-                                                                seed=opts.seed)
+                (bn, bd), (an, ad) = ifbench.paired_vectors(results[b], results[a], k)
+                diffs[f"{a} - {b}"][k] = paired_diff_ci(bn, an, bd, ad, n_resamples=opts.resamples, seed=opts.seed)
         side = [{"key": it.key, "prompt": it.row["prompt"], "instruction_id_list": it.row["instruction_id_list"],
                  **{m: answers[m][i].text for m in labels},
                  **{f"{m}_checks": results[m][i].to_dict()["instructions"] for m in labels}}
@@ -159,17 +165,22 @@ class PairwiseSuite(Suite):
         labels, n = list(answers), len(items)
         metrics, diffs, rows = {}, {}, [dict(key=it.key, instruction=it.row["instruction"]) for it in items]
         notes: dict[str, Any] = {"cut_off_share": _cut_off(answers), "max_new_tokens": self.max_new_tokens}
+        wins: dict[str, np.ndarray] = {}  # model -> its per-prompt score against the first model
         for j, m in enumerate(labels[1:]):
             raw = verdicts[2 * n * j: 2 * n * (j + 1)]
             outcomes = [pairwise.combine(pairwise.parse_verdict(raw[2 * i]), pairwise.parse_verdict(raw[2 * i + 1]))
                         for i in range(n)]
             name = f"{m} vs {labels[0]}"
             notes[name] = pairwise.summarize(outcomes)
-            scores = np.array([o.score for o in outcomes])
+            scores = wins[m] = np.array([o.score for o in outcomes])
             diffs[name] = {"win_rate": bootstrap_ci(scores, n_resamples=opts.resamples, seed=opts.seed)}
             for i, row in enumerate(rows):
                 row.update({labels[0]: answers[labels[0]][i].text, m: answers[m][i].text,
                             f"{m}_judge_raw": [raw[2 * i], raw[2 * i + 1]], f"{m}_score": outcomes[i].score})
+        for a, b in opts.comparisons(labels)[len(labels) - 1:]:  # two models, each judged against the first
+            if labels[0] not in (a, b):
+                diffs[f"{a} - {b}"] = {"win_rate": paired_diff_ci(wins[b], wins[a], n_resamples=opts.resamples,
+                                                                  seed=opts.seed)}
         return SuiteResult(self.name, metrics, diffs, notes, rows)
 
 
@@ -187,9 +198,9 @@ class ReferenceSuite(Suite):
         scores = {m: np.array([rouge_l(it.row["reference"], answers[m][i].text) for i, it in enumerate(items)])
                   for m in labels}
         metrics = {m: {"rouge_l": bootstrap_ci(scores[m], n_resamples=opts.resamples, seed=opts.seed)} for m in labels}
-        diffs = {f"{m} - {labels[0]}": {"rouge_l": paired_diff_ci(scores[labels[0]], scores[m],
-                                                                  n_resamples=opts.resamples, seed=opts.seed)}
-                 for m in labels[1:]}
+        diffs = {f"{a} - {b}": {"rouge_l": paired_diff_ci(scores[b], scores[a], n_resamples=opts.resamples,
+                                                          seed=opts.seed)}
+                 for a, b in opts.comparisons(labels)}
         rows = [{"id": it.key, "prompt": user_text(it.messages), "reference": it.row["reference"],
                  **{m: answers[m][i].text for m in labels}, **{f"rouge_l_{m}": float(scores[m][i]) for m in labels}}
                 for i, it in enumerate(items)]

@@ -68,6 +68,23 @@ def answer_length(r: Record) -> float:
     return statistics.fmean(len(i.output) for i in r.instances) if r.instances else 0.0
 
 
+def ranking_key(r: Record, by: str, seed: int) -> float:
+    """What a record is ranked by (higher first): its judge score, its answer length, or a seeded draw."""
+    if by == "score":
+        if not isinstance(r.extra.get("judge_score"), (int, float)):
+            raise UserError(f"record {r.id} has no judge_score: put a judge stage before select")
+        return float(r.extra["judge_score"])
+    if by == "longest":
+        return answer_length(r)
+    return derive_seed(seed, "select", "random", r.id) / 2 ** 31
+
+
+def rank_ids(keys: dict[str, float], seed: int) -> list[str]:
+    """The ids best first; ties broken by a hash of the id (not input order: sharding cannot change it)."""
+    tie = {i: derive_seed(seed, "select", "tie", i) for i in keys}
+    return sorted(keys, key=lambda i: (-keys[i], tie[i]))
+
+
 @register_stage
 class Select(BatchStage):
     name = "select"
@@ -85,20 +102,10 @@ class Select(BatchStage):
     def seed(self) -> int:
         return self.ctx.cfg.seed if self.cfg.seed is None else self.cfg.seed
 
-    def key(self, r: Record) -> float:
-        if self.cfg.by == "score":
-            if not isinstance(r.extra.get("judge_score"), (int, float)):
-                raise UserError(f"record {r.id} has no judge_score: put a judge stage before select")
-            return float(r.extra["judge_score"])
-        if self.cfg.by == "longest":
-            return answer_length(r)
-        return derive_seed(self.seed, self.name, "random", r.id) / 2 ** 31
-
     def decide(self, records) -> dict[str, dict[str, Any]]:
         """id -> {"rank", "key", "keep", "why"} for every input record."""
-        keys = {r.id: self.key(r) for r in records}
-        tie = {i: derive_seed(self.seed, self.name, "tie", i) for i in keys}
-        order = sorted(keys, key=lambda i: (-keys[i], tie[i]))
+        keys = {r.id: ranking_key(r, self.cfg.by, self.seed) for r in records}
+        order = rank_ids(keys, self.seed)
         st = self.cfg
         eligible = [i for i in order if st.floor is None or keys[i] >= st.floor]
         n = st.k if st.k is not None else (math.ceil(st.fraction * len(order)) if st.fraction is not None else None)
