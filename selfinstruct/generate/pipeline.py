@@ -106,7 +106,8 @@ def _run_stages(ctx: Context, out: Path, digest: str, models: dict[str, Any], ve
     try:
         for i, name in enumerate(cfg.stages):
             cls = get_stage(name)
-            store = StageStore(out, name, stage_hash(cfg, name, digest, models.get(name)), force=force)
+            store = StageStore(out, name, stage_hash(cfg, name, digest, models.get(name)), force=force,
+                               keep=cls.user_files)
             t0 = time.time()
             if store.complete:
                 ctx.log(f"{name}: already complete ({store.num_rows()} rows), skipping")
