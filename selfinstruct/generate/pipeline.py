@@ -83,7 +83,7 @@ def run_pipeline(cfg: PipelineConfig, out: Path, *, force: bool = False, quiet: 
             check_resumable(cfg, out, digest, models)  # a refused re-run leaves run.json as it was
         atomic_write_json(out / "run.json", redact_all({
             "schema": SCHEMA, "versions": versions, "config": cfg.to_dict(), "config_file": cfg.source,
-            "seed_tasks": str(seed_path), "models": models}))
+            "seed_tasks": str(seed_path), "seed_sha256": digest, "models": models}))
         with library_output_to(out / LOG_FILE) if quiet else contextlib.nullcontext():
             return _run_stages(ctx, out, digest, models, versions, force=force, own_backends=backend is None)
 
