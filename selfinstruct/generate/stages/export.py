@@ -1,6 +1,7 @@
 """Stage 4b: export fine-tuning data: chat `messages` JSONL, prompt-completion JSONL (TRL's
 conversational prompt-completion: the prompt is masked in the loss) and Alpaca JSON, each with a
-deterministic held-out eval split (by instruction, so no instruction is in both).
+deterministic held-out eval split (by instruction, so no instruction is in both); with `parquet` among the
+formats, a Parquet copy of each file too.
 
 With `decontaminate` (benchmark names or JSONL files) records whose user prompt matches a benchmark prompt
 are left out before the split (`selfinstruct.evals.decontaminate`); they are listed in decontaminated.jsonl
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from ...io.formats import FORMATS, to_formats
 from ...io.jsonl import atomic_write_jsonl, atomic_write_text
+from ...io.parquet import PARQUET, atomic_write_parquet
 from ...io.records import Counts
 from ...io.settings import setting
 from ..registry import register_stage
@@ -26,7 +28,8 @@ DECONTAMINATED = "decontaminated.jsonl"
 @dataclass
 class ExportConfig:
     eval_fraction: float = setting(0.1, min=0.0, max=1.0, help="share of instructions held out for eval")
-    formats: list[str] = setting(factory=lambda: list(FORMATS), choices=FORMATS)
+    formats: list[str] = setting(factory=lambda: list(FORMATS), choices=(*FORMATS, PARQUET),
+                                 help="the files written; parquet: a Parquet copy of each")
     system_prompt: str | None = setting(None, help="system message put before every example")
     # The stage hash covers these names, not the files' contents: a benchmark file edited in place is not
     # noticed on resume (re-run with --force); the manifest records each file's sha256.
@@ -37,7 +40,7 @@ class ExportConfig:
     def check(self, err) -> None:
         if self.eval_fraction >= 1.0:
             err("eval_fraction", "must be in [0, 1)")
-        if not self.formats:
+        if not [f for f in self.formats if f != PARQUET]:
             err("formats", f"name at least one of {', '.join(FORMATS)}")
         if not self.decontaminate:
             return
@@ -75,13 +78,14 @@ class Export(SinkStage):
         # two passes over the input instead of holding it: the split needs every id first
         ids = [r.id for r in inputs.records() if r.id not in flagged]
         eval_ids = split_ids(ids, st.eval_fraction, self.ctx.cfg.seed)
-        out = {split: {f: [] for f in st.formats} for split in ("train", "eval")}
+        formats = [f for f in st.formats if f != PARQUET]
+        out = {split: {f: [] for f in formats} for split in ("train", "eval")}
         for r in inputs.records():
             if r.id in flagged:
                 continue
             split = "eval" if r.id in eval_ids else "train"
             for ex in to_formats(r, st.system_prompt):
-                for f in st.formats:
+                for f in formats:
                     out[split][f].append(ex[f])
         files, counts = [], Counts()
         for split, by_fmt in out.items():
@@ -93,6 +97,9 @@ class Export(SinkStage):
                     name = f"{split}.{f}.jsonl"
                     atomic_write_jsonl(store.dir / name, items)
                 files.append(name)
+                if PARQUET in st.formats:
+                    atomic_write_parquet(store.dir / f"{split}.{f}.{PARQUET}", items, f)
+                    files.append(f"{split}.{f}.{PARQUET}")
                 counts.tallies[f"{split}_examples"] = len(items)
         counts.add("train_instructions", len(ids) - len(eval_ids))
         counts.add("eval_instructions", len(eval_ids))
