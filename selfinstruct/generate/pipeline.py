@@ -83,7 +83,7 @@ def run_pipeline(cfg: PipelineConfig, out: Path, *, force: bool = False, quiet: 
             check_resumable(cfg, out, digest, models)  # a refused re-run leaves run.json as it was
         atomic_write_json(out / "run.json", redact_all({
             "schema": SCHEMA, "versions": versions, "config": cfg.to_dict(), "config_file": cfg.source,
-            "seed_tasks": str(seed_path), "models": models}))
+            "seed_tasks": str(seed_path), "seed_sha256": digest, "models": models}))
         with library_output_to(out / LOG_FILE) if quiet else contextlib.nullcontext():
             return _run_stages(ctx, out, digest, models, versions, force=force, own_backends=backend is None)
 
@@ -106,7 +106,8 @@ def _run_stages(ctx: Context, out: Path, digest: str, models: dict[str, Any], ve
     try:
         for i, name in enumerate(cfg.stages):
             cls = get_stage(name)
-            store = StageStore(out, name, stage_hash(cfg, name, digest, models.get(name)), force=force)
+            store = StageStore(out, name, stage_hash(cfg, name, digest, models.get(name)), force=force,
+                               keep=cls.user_files)
             t0 = time.time()
             if store.complete:
                 ctx.log(f"{name}: already complete ({store.num_rows()} rows), skipping")

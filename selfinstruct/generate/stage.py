@@ -51,6 +51,9 @@ class Stage:
     generator: ClassVar[bool] = False  # starts a pipeline (reads the seed tasks, not a stage)
     sink: ClassVar[bool] = False  # writes files, not records: nothing can follow it
     uses_model: ClassVar[bool] = False
+    # files in its folder that the user may edit (export's dataset card): kept when the stage is re-run
+    # or discarded with --force, and never compared with a hash (io.shards.StageStore `keep`)
+    user_files: ClassVar[tuple[str, ...]] = ()
     order: ClassVar[int] = 50  # where it is listed among a run's stages (generators 10, export 90)
 
     @classmethod

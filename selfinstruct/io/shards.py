@@ -102,16 +102,20 @@ def parts_digest(manifest: dict[str, Any]) -> str:
 
 
 class StageStore:
-    def __init__(self, run_dir: Path, stage: str, config_hash: str, *, force: bool = False):
+    def __init__(self, run_dir: Path, stage: str, config_hash: str, *, force: bool = False,
+                 keep: tuple[str, ...] = ()):
+        """`keep`: files of the stage folder that the user may edit (export's dataset card): neither
+        removed on open nor by `force`, and not hashed in the manifest, so an edit is not "damage"."""
         self.dir = Path(run_dir) / stage
         self.stage = stage
         self.config_hash = config_hash
+        self.keep = frozenset(keep)
         try:
             m = check_existing(self.dir, config_hash)
         except UserError:
             if not force:
                 raise
-            shutil.rmtree(self.dir, ignore_errors=True)
+            self._discard()
             m = None
         self.manifest: dict[str, Any] = m or {"stage": stage, "schema": SCHEMA, "config_hash": config_hash,
                                               "complete": False, "parts": [], "counts": {}, "state": {}}
@@ -139,10 +143,22 @@ class StageStore:
     def digest(self) -> str:
         return parts_digest(self.manifest)
 
+    def _discard(self) -> None:
+        """Remove what the stage wrote (--force), except the files the user may edit."""
+        if not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            return
+        for f in sorted(self.dir.rglob("*"), reverse=True) if self.dir.is_dir() else []:
+            if f.is_dir() and not f.is_symlink():
+                if not any(f.iterdir()):
+                    f.rmdir()
+            elif f.relative_to(self.dir).as_posix() not in self.keep:
+                f.unlink()
+
     def _clean(self) -> None:
         if not self.dir.exists():
             return
-        keep = {MANIFEST, *self.manifest.get("files", [])}
+        keep = {MANIFEST, *self.keep, *self.manifest.get("files", [])}
         for p in self.parts:
             keep.add(p["file"])
             if p.get("rejects_file"):
@@ -202,9 +218,11 @@ class StageStore:
         self._write_manifest()
 
     def finish_files(self, files: list[str], counts: Counts) -> None:
-        """Complete a stage that writes files (export), not parts: they are listed in the manifest."""
+        """Complete a stage that writes files (export), not parts: they are listed in the manifest, each
+        with its sha256 except the files the user may edit (`keep`: verified to exist, not to match)."""
         self.manifest["files"] = files
-        self.manifest["file_sha256"] = {f: hashlib.sha256((self.dir / f).read_bytes()).hexdigest() for f in files}
+        self.manifest["file_sha256"] = {f: hashlib.sha256((self.dir / f).read_bytes()).hexdigest()
+                                        for f in files if f not in self.keep}
         self.counts.update(counts.to_flat())
         self.finish()
 

@@ -294,21 +294,30 @@ def drop_share(st: StageSection, level: str, n: int) -> float | None:
 
 
 def stage_table(report: Report) -> Table:
+    return stages_table(report.stages)
+
+
+def stages_table(stages: list[StageSection]) -> Table:
+    """Rows in and out of each stage (the dataset card shows it too, from the stages alone)."""
     columns = [Column("stage"), Column("status"), Column("in", kind="number"), Column("out", kind="number"),
                Column("dropped", kind="number"), Column("accept rate", "accept", "share"),
                Column("requests", kind="tally"), Column("prompt tokens", "prompt tok", "tally"),
                Column("completion tokens", "compl. tok", "tally")]
     return Table(columns, [[st.name, "complete" if st.complete else "partial", st.rows_in, st.rows_out,
                             st.dropped, st.accept, st.requests, st.prompt_tokens, st.completion_tokens]
-                           for st in report.stages])
+                           for st in stages])
 
 
 def drop_table(report: Report) -> Table:
+    return drops_table(report.stages)
+
+
+def drops_table(stages: list[StageSection]) -> Table:
     """Every drop reason of every stage, most frequent first within a stage and level."""
     columns = [Column("stage"), Column("level"), Column("reason", max_chars=40), Column("count", kind="number"),
                Column("share of stage input", "share", "share")]
     rows = []
-    for st in report.stages:
+    for st in stages:
         for level in DROP_LEVELS:
             label = Label("note (record kept)", "note (kept)") if level == "note" else level
             for reason, n in sorted(st.drops[level].items(), key=lambda kv: (-kv[1], kv[0])):

@@ -7,7 +7,9 @@ deterministic fake backend (selfinstruct/backends/fake.py copied into that tree)
     PYTHONPATH=/tmp/old python tests/golden/record.py tests/golden
 
 Only data files are kept (stage parts, rejects, export files): manifests carry hashes and the format
-version, which the redesign changed on purpose."""
+version, which the redesign changed on purpose. The export's dataset card (README.md, added after these
+runs were recorded) is not a data file either: it records versions and hashes, like the manifests, and
+tests/test_dataset_card.py checks it."""
 import shutil
 import sys
 from pathlib import Path
@@ -33,9 +35,13 @@ def golden_config(name: str):
     return cfg
 
 
+CARD = "export/README.md"  # the dataset card: versions and hashes, not data (see above)
+
+
 def data_files(run: Path) -> dict[str, bytes]:
     return {p.relative_to(run).as_posix(): p.read_bytes() for p in sorted(run.rglob("*"))
-            if p.is_file() and p.name != "manifest.json" and p.name != "run.json" and p.parent != run}
+            if p.is_file() and p.name != "manifest.json" and p.name != "run.json" and p.parent != run
+            and p.relative_to(run).as_posix() != CARD}
 
 
 def record(out: Path) -> None:

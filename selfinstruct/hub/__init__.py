@@ -1,0 +1,5 @@
+"""An export folder as a Hugging Face dataset repository: the `datasets` configs of the files present
+(configs.py), the run's facts (facts.py) and its models' licenses (licenses.py), the generated markdown
+(body.py) and the card that holds them (card.py: `write_card`, which a stage calls after writing its files)."""
+
+CARD = "README.md"  # here, so that a stage can name its card without importing the card's libraries
