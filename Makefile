@@ -6,13 +6,14 @@ RUN     ?= runs/default
 ARGS    ?=
 PYTEST_ARGS ?=
 
-.PHONY: help install prepare-model generate alpaca test test-unit finetune evaluate stats bench bench-dedup bench-generate bench-ifbench clean
+.PHONY: help install prepare-model generate alpaca test test-unit finetune evaluate ablate stats bench bench-dedup bench-generate bench-ifbench clean
 
 help:
 	@echo "make generate   install, prepare the embedded model, run $(CONFIG) -> $(RUN)"
 	@echo "make test       install, prepare the embedded model, run all tests (unit + real vLLM integration)"
 	@echo "make finetune   fine-tune the embedded model on $(RUN)/export -> $(RUN)/finetuned"
 	@echo "make evaluate   base vs fine-tuned answers on the held-out split (SUITES=\"ifbench constraints pairwise reference\")"
+	@echo "make ablate     one model per selection of $(RUN) (judge, longest, random, all), compared (CPU: a smoke)"
 	@echo "make stats      report on $(RUN)"
 	@echo "make bench      benchmarks (bench/)"
 
@@ -44,6 +45,12 @@ finetune: prepare-model
 SUITES ?= reference
 evaluate: prepare-model
 	$(BIN)/selfinstruct evaluate --tuned $(RUN)/finetuned --data $(RUN) $(foreach s,$(SUITES),--suite $(s)) $(ARGS)
+
+# which selection of a judged run trains the better model (needs a judge stage in $(RUN) for `judge`)
+SELECTORS ?= all random longest judge
+ablate: prepare-model
+	$(BIN)/selfinstruct ablate -d $(RUN) -o $(RUN)/ablate -c pipelines/finetune.yaml \
+	  --max-steps 20 --batch-size 4 --max-length 512 $(foreach s,$(SELECTORS),--selector $(s)) $(ARGS)
 
 # the full IFBench suite, embedded base vs the `make finetune` output (about 10-15 minutes per model on CPU)
 bench-ifbench: prepare-model

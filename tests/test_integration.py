@@ -228,3 +228,35 @@ def test_chat_prompts_reach_the_engine_as_the_templates_token_ids(bos_model):
         assert got == list(want)
     finally:
         be.close()  # verified: its engine process exits before the next test's engine starts
+
+
+JUDGED_RECORDS = [("j1", "Name a primary color.", "Red."), ("j2", "What is 2 + 2?", "The answer is 4."),
+                  ("j3", "Write a haiku about rain.", "Rain taps the window / soft drums in the evening / the "
+                                                      "street shines like glass"),
+                  ("j4", "Translate 'thank you' into French.", "Merci.")]
+
+
+def judge_texts(backend, structured: bool, rubric: str = "alpagasus") -> tuple[list[str], list]:
+    """The judge stage's own requests, answered by `backend`: the raw texts and the choices asked for."""
+    from types import SimpleNamespace
+
+    from selfinstruct.generate.config import Sampling
+    from selfinstruct.generate.stages.judge import Judge, JudgeConfig
+    from selfinstruct.io.records import Instance, Record
+
+    stage = Judge(SimpleNamespace(cfg=SimpleNamespace(seed=3)),
+                  JudgeConfig(rubric=rubric, structured=structured, sanity_share=0.0,
+                              sampling=Sampling(temperature=0.0, max_tokens=12)))
+    reqs = stage.requests([Record(i, q, instances=[Instance("", a)]) for i, q, a in JUDGED_RECORDS])
+    return [c.text for c in backend.generate(reqs)], reqs[0].choices
+
+
+def test_structured_judge_answers_are_the_scales_scores_in_process(engine):
+    """vLLM's structured outputs (guided choice) really constrain the in-process engine: every answer is
+    one of the scale's scores, where the same prompts unconstrained are free text."""
+    texts, choices = judge_texts(engine, structured=True)
+    assert choices == ["1", "2", "3", "4", "5"] and all(t in choices for t in texts), texts
+    texts, choices = judge_texts(engine, structured=True, rubric="additive")
+    assert choices[0] == "0" and all(t in choices for t in texts), texts
+    free, choices = judge_texts(engine, structured=False)
+    assert choices is None and any(t not in ("1", "2", "3", "4", "5") for t in free), free

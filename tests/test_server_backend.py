@@ -211,3 +211,20 @@ def test_pairwise_judge_on_a_server(server, tmp_path):
     assert notes["wins"] + notes["ties"] + notes["losses"] == 2
     rows = [json.loads(x) for x in (tmp_path / "e.pairwise.jsonl").read_text().splitlines()]
     assert all(len(r["tuned_judge_raw"]) == 2 for r in rows)  # both orders asked, raw text kept
+
+
+def test_structured_judge_answers_on_the_server(server):
+    """The server path: the `structured_outputs` field reaches the real `vllm serve`, which answers with
+    one of the scale's scores only."""
+    from selfinstruct.backends.openai_server import OpenAIBackend, OpenAIOptions
+
+    from .test_integration import judge_texts
+
+    backend = OpenAIBackend(server.model, OpenAIOptions(base_urls=[server.url]))
+    try:
+        texts, choices = judge_texts(backend, structured=True)
+        free, _ = judge_texts(backend, structured=False)
+    finally:
+        backend.close()
+    assert all(t in choices for t in texts), texts
+    assert any(t not in choices for t in free), free
