@@ -192,3 +192,28 @@ def test_ablate_smoke_on_the_embedded_model(tmp_path):
     before = (out / PLAN_FILE).read_text()
     res = CliRunner().invoke(main, [*args[:6], "9", *args[7:]])
     assert res.exit_code == 2 and "another plan" in res.output and (out / PLAN_FILE).read_text() == before
+
+
+def test_quiet_redirections_nest_and_notes_still_reach_the_terminal(tmp_path):
+    """ablate -q sends library output to OUT/ablate.log and evaluate -q (inside it) to its own log: our
+    notes reach the terminal at every depth, library output never does."""
+    import subprocess
+    import sys
+    script = f"""
+import os, sys
+from pathlib import Path
+from selfinstruct.io.console import library_output_to, terminal
+d = Path({str(tmp_path)!r})
+with library_output_to(d / "outer.log"):
+    os.write(2, b"lib-outer\\n")
+    with library_output_to(d / "inner.log"):
+        os.write(1, b"lib-inner\\n")
+        print("note-inner", file=terminal(), flush=True)
+    print("note-outer", file=terminal(), flush=True)
+print("note-after", file=terminal(), flush=True)
+"""
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.split() == ["note-inner", "note-outer", "note-after"] and res.stdout == ""
+    assert (tmp_path / "outer.log").read_text() == "lib-outer\n"
+    assert (tmp_path / "inner.log").read_text() == "lib-inner\n"

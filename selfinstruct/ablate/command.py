@@ -10,12 +10,14 @@ metric. A finished fine-tune whose plan is unchanged is reused on a re-run (OUT/
 plan), so an interrupted ablation resumes at the next model."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import shutil
 from pathlib import Path
 from typing import Any, Callable
 
+from ..io.console import library_output_to
 from ..io.errors import UserError
 from ..io.jsonl import atomic_write_json
 from ..report.run import load_json
@@ -59,9 +61,6 @@ def run_ablate(run_dir: Path, out: Path, cfg: FinetuneConfig, *, selectors: list
                limit: int | None = None, engine: str = "auto", judge: str | None = None,
                judge_urls: tuple[str, ...] = (), max_new_tokens: int | None = None, resamples: int = 2000,
                overwrite: bool = False, quiet: bool = False, log: Callable[[str], Any] = print) -> dict[str, Any]:
-    from ..evals.run import run_evaluate
-    from ..train.finetune import run_finetune
-
     plan = make_plan(run_dir, selectors, fraction=fraction, n=n)
     steps = optimizer_steps(cfg, plan.n)
     cfg = dataclasses.replace(cfg, max_steps=steps)
@@ -73,6 +72,19 @@ def run_ablate(run_dir: Path, out: Path, cfg: FinetuneConfig, *, selectors: list
         f"{plan.n} examples; {steps} optimizer steps each")
     dirs = write_plan_data(plan, out)
     atomic_write_json(out / PLAN_FILE, wanted)
+    # -q: what torch, transformers and vLLM print goes to OUT/ablate.log; our notes stay on the terminal
+    with library_output_to(out / "ablate.log") if quiet else contextlib.nullcontext():
+        return _train_and_evaluate(plan, dirs, out, cfg, steps, suites=suites, limit=limit, engine=engine,
+                                   judge=judge, judge_urls=judge_urls, max_new_tokens=max_new_tokens,
+                                   resamples=resamples, quiet=quiet, log=log)
+
+
+def _train_and_evaluate(plan: Plan, dirs: dict[str, Path], out: Path, cfg: FinetuneConfig, steps: int, *,
+                        suites, limit, engine, judge, judge_urls, max_new_tokens, resamples, quiet, log
+                        ) -> dict[str, Any]:
+    from ..evals.run import run_evaluate
+    from ..train.finetune import run_finetune
+
     models = {}
     for name, d in dirs.items():
         models[name] = d / MODEL_DIR

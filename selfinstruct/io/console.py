@@ -30,8 +30,10 @@ def library_output_to(log_path: Path) -> Iterator[None]:
         real_fd = sys.stderr.fileno() == 2
     except (AttributeError, OSError, io.UnsupportedOperation):  # a test runner's capture buffer
         real_fd = False
-    # our own notes keep going where stderr went before: a copy of fd 2, or the capture object
-    term = os.fdopen(os.dup(2), "w", buffering=1) if real_fd else sys.stderr
+    # our own notes keep going where stderr went before: a copy of fd 2, or the capture object; inside
+    # another redirection (ablate around evaluate), still the terminal
+    outer = _terminal
+    term = outer or (os.fdopen(os.dup(2), "w", buffering=1) if real_fd else sys.stderr)
     saved_fds = [os.dup(1), os.dup(2)]
     log = open(log_path, "a", buffering=1, encoding="utf-8", errors="replace")
     saved_streams = sys.stdout, sys.stderr
@@ -48,7 +50,7 @@ def library_output_to(log_path: Path) -> Iterator[None]:
         os.dup2(saved_fds[1], 2)
         for fd in saved_fds:
             os.close(fd)
-        _terminal = None
-        if term is not saved_streams[1]:
+        _terminal = outer
+        if term is not saved_streams[1] and term is not outer:
             term.close()
         log.close()
