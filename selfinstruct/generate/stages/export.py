@@ -2,6 +2,10 @@
 conversational prompt-completion: the prompt is masked in the loss) and Alpaca JSON, each with a
 deterministic held-out eval split (by instruction, so no instruction is in both).
 
+In a preference run (after `pairs`) the `preference` format writes train.preference.jsonl and
+eval.preference.jsonl: TRL's conversational preference format (prompt, chosen, rejected as message lists)
+with the scores and provenance in side fields, split by the source instruction.
+
 With `decontaminate` (benchmark names or JSONL files) records whose user prompt matches a benchmark prompt
 are left out before the split (`selfinstruct.evals.decontaminate`); they are listed in decontaminated.jsonl
 and counted as `decontaminated_rouge` / `decontaminated_ngram`. Without it the output is unchanged."""
@@ -13,7 +17,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...io.formats import FORMATS, to_formats
+from ...io.formats import FORMATS, PREFERENCE, PREFERENCE_FILE, to_formats, to_preference
 from ...io.jsonl import atomic_write_jsonl, atomic_write_text
 from ...io.records import Counts
 from ...io.settings import setting
@@ -26,7 +30,8 @@ DECONTAMINATED = "decontaminated.jsonl"
 @dataclass
 class ExportConfig:
     eval_fraction: float = setting(0.1, min=0.0, max=1.0, help="share of instructions held out for eval")
-    formats: list[str] = setting(factory=lambda: list(FORMATS), choices=FORMATS)
+    formats: list[str] = setting(factory=lambda: list(FORMATS), choices=(*FORMATS, PREFERENCE),
+                                 help="preference: the pairs of a preference run (after the pairs stage)")
     system_prompt: str | None = setting(None, help="system message put before every example")
     # The stage hash covers these names, not the files' contents: a benchmark file edited in place is not
     # noticed on resume (re-run with --force); the manifest records each file's sha256.
@@ -69,19 +74,25 @@ class Export(SinkStage):
     Config = ExportConfig
     reads = frozenset({"instruction", "instances"})
 
+    @classmethod
+    def reads_for(cls, cfg: ExportConfig | None) -> frozenset[str]:
+        """The preference format needs the pairs (and the prompts they answer)."""
+        return cls.reads | ({"pair", "prompt"} if cfg is not None and PREFERENCE in cfg.formats else set())
+
     def write(self, inputs, store) -> tuple[list[str], Counts]:
         st = self.cfg
+        sft_formats = [f for f in st.formats if f != PREFERENCE]
         flagged = self.decontaminate(inputs, store) if st.decontaminate else {}
         # two passes over the input instead of holding it: the split needs every id first
         ids = [r.id for r in inputs.records() if r.id not in flagged]
         eval_ids = split_ids(ids, st.eval_fraction, self.ctx.cfg.seed)
-        out = {split: {f: [] for f in st.formats} for split in ("train", "eval")}
+        out = {split: {f: [] for f in sft_formats} for split in ("train", "eval")}
         for r in inputs.records():
             if r.id in flagged:
                 continue
             split = "eval" if r.id in eval_ids else "train"
-            for ex in to_formats(r, st.system_prompt):
-                for f in st.formats:
+            for ex in to_formats(r, st.system_prompt) if sft_formats else ():
+                for f in sft_formats:
                     out[split][f].append(ex[f])
         files, counts = [], Counts()
         for split, by_fmt in out.items():
@@ -94,14 +105,49 @@ class Export(SinkStage):
                     atomic_write_jsonl(store.dir / name, items)
                 files.append(name)
                 counts.tallies[f"{split}_examples"] = len(items)
-        counts.add("train_instructions", len(ids) - len(eval_ids))
-        counts.add("eval_instructions", len(eval_ids))
+        if PREFERENCE in st.formats:
+            files += self.write_pairs(inputs, store, flagged, counts)
+        else:  # (a preference run counts instructions by their source, in write_pairs)
+            counts.add("train_instructions", len(ids) - len(eval_ids))
+            counts.add("eval_instructions", len(eval_ids))
         if st.decontaminate:
             from ...evals.decontaminate import COUNT_KEYS
             files.append(DECONTAMINATED)
             for reason, key in COUNT_KEYS.items():  # both, zeros too: "checked, none found"
                 counts.add(key, sum(1 for h in flagged.values() if h["reason"] == reason))
         return files, counts
+
+    def write_pairs(self, inputs, store, flagged: dict, counts: Counts) -> list[str]:
+        """train/eval.preference.jsonl; the eval split holds out whole source instructions (all the prompts
+        made from one instruction go to the same side)."""
+        def group(r):
+            return str((r.extra.get("source") or {}).get("id", r.id))
+
+        groups = sorted({group(r) for r in inputs.records() if r.id not in flagged})
+        held_out = split_ids(groups, self.cfg.eval_fraction, self.ctx.cfg.seed)
+        rows: dict[str, list] = {"train": [], "eval": []}
+        for r in inputs.records():
+            if r.id in flagged:
+                continue
+            p = r.extra["pair"]
+            prompt = list(r.extra["prompt"])
+            if self.cfg.system_prompt and prompt[0]["role"] != "system":
+                prompt = [{"role": "system", "content": self.cfg.system_prompt}] + prompt
+            side = {"id": r.id, "chosen_score": p["chosen_score"], "rejected_score": p["rejected_score"],
+                    "margin": p["margin"], "ranked_by": p["ranked_by"], "source": r.extra.get("source"),
+                    # one string (not a list: an all-empty list column has no type for `datasets`)
+                    "constraints": ",".join((r.extra.get("constraints") or {}).get("ids", []))}
+            rows["eval" if group(r) in held_out else "train"].append(
+                to_preference(prompt, r.instances[p["chosen"]].output, r.instances[p["rejected"]].output, side))
+        names = []
+        for split, items in rows.items():
+            name = PREFERENCE_FILE.format(split=split)
+            atomic_write_jsonl(store.dir / name, items)
+            names.append(name)
+            counts.tallies[f"{split}_pairs"] = len(items)
+        counts.add("train_instructions", len(groups) - len(held_out))
+        counts.add("eval_instructions", len(held_out))
+        return names
 
     def decontaminate(self, inputs, store) -> dict[str, dict]:
         """The records to leave out (id -> its row of decontaminated.jsonl), written to that file; the
