@@ -208,3 +208,15 @@ def test_preference_stage_lists_are_checked(tmp_path, sft_run, stages, extra, wh
                  f"{extra.replace('SRC', str(sft_run)) or f'responses: {{source: {sft_run}}}'}\n")
     with pytest.raises(UserError, match=why):
         load_config(p)
+
+
+def test_an_adapter_policy_is_fingerprinted_by_its_files(tmp_path):
+    from selfinstruct.provenance import model_fingerprint
+
+    a = tmp_path / "adapter"
+    a.mkdir()
+    (a / "adapter_config.json").write_text('{"base_model_name_or_path": "embedded:smollm2-135m-instruct"}')
+    (a / "adapter_model.safetensors").write_bytes(b"\0" * 64)
+    first = model_fingerprint(str(a))
+    (a / "adapter_model.safetensors").write_bytes(b"\1" + b"\0" * 63)  # same size, other weights
+    assert "adapter_sha256" in first and model_fingerprint(str(a))["adapter_sha256"] != first["adapter_sha256"]
