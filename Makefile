@@ -6,12 +6,13 @@ RUN     ?= runs/default
 ARGS    ?=
 PYTEST_ARGS ?=
 
-.PHONY: help install prepare-model generate alpaca test test-unit finetune evaluate ablate stats bench bench-dedup bench-generate bench-ifbench clean
+.PHONY: help install prepare-model generate alpaca test test-unit finetune evaluate ablate dpo stats bench bench-dedup bench-generate bench-ifbench clean
 
 help:
 	@echo "make generate   install, prepare the embedded model, run $(CONFIG) -> $(RUN)"
 	@echo "make test       install, prepare the embedded model, run all tests (unit + real vLLM integration)"
 	@echo "make finetune   fine-tune the embedded model on $(RUN)/export -> $(RUN)/finetuned"
+	@echo "make dpo        preference pairs from $(RUN) answered by $(RUN)/finetuned, then DPO -> $(RUN)/dpo"
 	@echo "make evaluate   base vs fine-tuned answers on the held-out split (SUITES=\"ifbench constraints pairwise reference\")"
 	@echo "make ablate     one model per selection of $(RUN) (judge, longest, random, all), compared (CPU: a smoke)"
 	@echo "make stats      report on $(RUN)"
@@ -41,6 +42,14 @@ test-unit: install
 finetune: prepare-model
 	$(BIN)/selfinstruct finetune -c pipelines/finetune.yaml -d $(RUN) -o $(RUN)/finetuned \
 	  --max-steps 20 --batch-size 4 --max-length 512 --overwrite $(ARGS)
+
+# after `make finetune`: the policy answers the train split, the judge ranks, DPO for a few steps (CPU: minutes)
+DPO_LIMIT ?= 24
+dpo: prepare-model
+	$(BIN)/selfinstruct generate -c pipelines/preference.yaml -o $(RUN)/preference \
+	  --set responses.source=$(RUN) --set responses.model=$(RUN)/finetuned --set responses.limit=$(DPO_LIMIT)
+	$(BIN)/selfinstruct dpo -c pipelines/dpo.yaml -d $(RUN)/preference -o $(RUN)/dpo --model $(RUN)/finetuned \
+	  --max-steps 10 --batch-size 2 --lr 5e-6 --max-length 512 --overwrite $(ARGS)
 
 SUITES ?= reference
 evaluate: prepare-model

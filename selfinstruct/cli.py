@@ -11,12 +11,13 @@ from .io.console import terminal
 from .io.errors import user_errors
 from .generate.config import PipelineConfig
 from .io.settings import click_options, given, options_of
-from .train.config import FinetuneConfig
+from .train.config import DpoConfig, FinetuneConfig
 
 # Options derived from the config dataclasses (one declaration per setting): the flagged pipeline
 # settings of `generate`, and every setting of `finetune`.
 _PIPELINE_FLAGS = options_of(PipelineConfig, only_flagged=True)
 _FINETUNE_OPTIONS = options_of(FinetuneConfig)
+_DPO_OPTIONS = options_of(DpoConfig)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -163,6 +164,47 @@ def _eval_options(default_suites: str):
             f = opt(f)
         return f
     return wrap
+
+
+@main.command()
+@click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="YAML with a `dpo:` section (see pipelines/dpo.yaml). Default: built-in defaults.")
+@click.option("-d", "--data", "data", required=True, type=click.Path(path_type=Path),
+              help="Preference run dir (uses RUN/export/train.preference.jsonl and eval.preference.jsonl), its "
+                   "export dir, or one preference JSONL file (a train.* file brings its eval.* sibling).")
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Output model folder (checkpoints go to OUT/checkpoints/).")
+@click.option("--eval-data", type=click.Path(path_type=Path), default=None, help="Eval pairs file (overrides DATA's).")
+@click.option("--no-eval", is_flag=True, help="Skip the held-out pairs.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Set any key of the `dpo:` section, value in YAML syntax (repeatable), e.g. --set beta=0.05 "
+                   "--set dpo_args.optim=adamw_torch.")
+@click_options(_DPO_OPTIONS)
+@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in OUT/checkpoints.")
+@click.option("--overwrite", is_flag=True, help="Replace a model/checkpoints already in OUT.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@user_errors
+def dpo(config_path, data, out_dir, eval_data, no_eval, sets, resume, overwrite, quiet, **settings):
+    """Direct preference optimisation (TRL DPOTrainer) of a policy, usually the `finetune` output (a model
+    folder or a LoRA adapter folder), on a preference run's pairs. Reports the DPO loss and reward accuracy
+    on the held-out pairs before and after; saves a model folder vLLM and transformers load (or an adapter).
+
+    Settings: the `dpo:` section of CONFIG (or the defaults), then --set KEY=VALUE, then the flags."""
+    from .train.config import load_dpo_config
+    from .train.dpo import format_dpo_summary, run_dpo
+
+    cfg = load_dpo_config(config_path, given(_DPO_OPTIONS, settings), sets=sets)
+    try:
+        summary = run_dpo(cfg, data, out_dir, eval_data=eval_data, no_eval=no_eval, resume=resume,
+                          overwrite=overwrite, quiet=quiet, log=_echo_err)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted; re-run the same command with --resume to continue from {out_dir}/checkpoints",
+                   err=True)
+        sys.exit(130)
+    from accelerate import PartialState
+    if PartialState().is_main_process:
+        click.echo(format_dpo_summary(summary, out_dir))
+        click.echo(f"done: {out_dir}")
 
 
 @main.command()

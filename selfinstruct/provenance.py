@@ -30,12 +30,16 @@ def _sha256(data: bytes) -> str:
 
 
 def model_fingerprint(name: str, folder: str | Path | None = None) -> dict[str, Any]:
-    """{"name"} for a model known only by name (a hub id, a server's model); for a local folder also the
+    """{"name"} for a model known only by name (a hub id, a server's model); for a LoRA adapter folder also
+    the sha256 of its adapter files; for a local folder also the
     sha256 of its config.json and of its weight index (or, for a single-file checkpoint, of the weight
     files' names and sizes: hashing gigabytes of weights at every start would cost minutes)."""
     fp: dict[str, Any] = {"name": name}
     p = Path(folder) if folder else Path(name).expanduser()
     if not (p / "config.json").is_file():
+        if (p / "adapter_config.json").is_file():  # a LoRA adapter: small, so its files are hashed whole
+            fp["adapter_sha256"] = _sha256(b"".join((p / f).read_bytes() for f in sorted(
+                f.name for f in p.iterdir() if f.name == "adapter_config.json" or f.name.startswith("adapter_model"))))
         return fp
     fp["config_sha256"] = _sha256((p / "config.json").read_bytes())
     for idx in WEIGHT_INDEXES:

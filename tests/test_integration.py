@@ -260,3 +260,35 @@ def test_structured_judge_answers_are_the_scales_scores_in_process(engine):
     assert choices[0] == "0" and all(t in choices for t in texts), texts
     free, choices = judge_texts(engine, structured=False)
     assert choices is None and any(t not in ("1", "2", "3", "4", "5") for t in free), free
+
+
+@pytest.mark.timeout(900)
+def test_preference_responses_on_the_real_engine_resume_identically(engine, tmp_path):
+    """The preference chain's `responses` stage on vLLM: K sampled answers per train prompt, and a run
+    killed in the middle of `responses` finishes with the same answers and pairs as an uninterrupted one."""
+    sft = tmp_path / "sft" / "export"
+    sft.mkdir(parents=True)
+    prompts = ["Name a fruit that is yellow.", "Give a synonym of happy.", "What is 2 + 3?"]
+    rows = [{"id": f"t{i}", "prompt": [{"role": "user", "content": p}], "completion": [{"role": "assistant", "content": "x"}]}
+            for i, p in enumerate(prompts)]
+    (sft / "train.prompt_completion.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (sft / "eval.prompt_completion.jsonl").write_text(json.dumps(dict(rows[0], id="held-out")) + "\n")
+    p = tmp_path / "pref.yaml"
+    p.write_text(f"stages: [responses, judge, pairs, export]\nseed: 42\n"
+                 f"responses: {{source: {sft.parent}, samples: 3, batch_size: 1, sampling: {{temperature: 1.0, max_tokens: 24}}}}\n"
+                 "judge: {sanity_share: 0, sampling: {temperature: 0, max_tokens: 4}}\n"
+                 "pairs: {min_margin: 0.5, length_guard: false}\nexport: {eval_fraction: 0.0, formats: [preference]}\n")
+    cfg = load_config(p)
+    a, b = tmp_path / "a", tmp_path / "b"
+    run_pipeline(cfg, a, quiet=True, backend=engine)
+    got = stage_rows(a, "responses")
+    assert [r["source"]["id"] for r in got] == ["t0", "t1", "t2"]  # the train split only
+    assert all(len(r["instances"]) == 3 and len({i["output"] for i in r["instances"]}) > 1 for r in got)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(cfg, b, quiet=True, backend=CrashAfter(engine, b, "responses", 1))
+    assert 0 < len(stage_rows(b, "responses")) < 3
+    run_pipeline(cfg, b, quiet=True, backend=engine)
+    for stage in ("responses", "judge", "pairs"):
+        assert stage_rows(b, stage) == stage_rows(a, stage), stage
+    name = "train.preference.jsonl"
+    assert (b / "export" / name).read_bytes() == (a / "export" / name).read_bytes()

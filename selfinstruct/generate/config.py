@@ -118,12 +118,16 @@ def check_wiring(names: list[str], err: Err, sections: dict[str, Any] | None = N
         st = registered[name]
         if names.count(name) > 1:
             err("stages", f"stage {name!r} appears twice")
-        if i == 0 and not st.generator:
+        if i == 0 and not (st.generator or st.source):
             gens = [n for n, s in registered.items() if s.generator]
+            sources = [n for n, s in registered.items() if s.source]
             err("stages", f"unsupported stage list {names}: it must start with a generator stage "
-                          f"({' or '.join(gens)}), e.g. [bootstrap, classify, instances, filter, export]")
+                          f"({' or '.join(gens)}), e.g. [bootstrap, classify, instances, filter, export]"
+                          + (f", or a stage that reads another run ({' or '.join(sources)})" if sources else ""))
         if i > 0 and st.generator:
             err("stages", f"unsupported stage list {names}: {name!r} generates instructions; it can only come first")
+        if i > 0 and st.source:
+            err("stages", f"unsupported stage list {names}: {name!r} reads another run; it can only come first")
         missing = sorted(st.reads_for((sections or {}).get(name)) - fields)
         if missing:
             err("stages", f"unsupported stage list {names}: {name!r} reads {', '.join(missing)}, "

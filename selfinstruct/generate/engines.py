@@ -4,11 +4,13 @@ memory, so at most one is open at a time: opening another closes the first, and 
 engine let its memory go (see backends.vllm_engine.close_llm)."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 from ..backends import Backend, backend_spec, create_backend
 from ..models import resolve_model
 from ..provenance import model_fingerprint
+from ..train.loading import is_adapter_dir, merged_adapter
 from .config import PipelineConfig
 
 Key = tuple[str, str, tuple[str, ...]]
@@ -33,7 +35,11 @@ class Engines:
         name = self.cfg.model_of(stage)
         if self.given is None and backend_spec(self.cfg.backend_of(stage)).local_model:
             if name not in self.paths:
-                self.paths[name] = resolve_model(name)
+                if is_adapter_dir(Path(name).expanduser()):  # finetune --no-merge: merged once, cached
+                    digest = model_fingerprint(name)["adapter_sha256"]
+                    self.paths[name] = merged_adapter(Path(name).expanduser(), digest)
+                else:
+                    self.paths[name] = resolve_model(name)
             return self.paths[name]
         return self.paths.get(name) or name
 
@@ -41,6 +47,8 @@ class Engines:
         name = self.cfg.model_of(stage)
         if self.given is not None:
             return {"name": name, "backend": self.given.kind}
+        if is_adapter_dir(Path(name).expanduser()):  # the adapter's own files (and its merged folder's)
+            return {**model_fingerprint(name), "merged": model_fingerprint(name, self.model_path(stage))}
         return model_fingerprint(name, self.model_path(stage))
 
     def get(self, stage: str) -> Backend:

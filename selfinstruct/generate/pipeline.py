@@ -69,8 +69,10 @@ def run_pipeline(cfg: PipelineConfig, out: Path, *, force: bool = False, quiet: 
                  backend: Backend | None = None) -> dict[str, StageSummary]:
     """`backend`: the caller's backend for every model stage (used, not closed)."""
     out = Path(out)
-    seed_path = resolve_seed_path(cfg)
-    seeds = load_seed_tasks(seed_path)
+    first = get_stage(cfg.stages[0])
+    # a source stage reads another run (its hash keys the first stage); a generator reads the seed tasks
+    seed_path = None if first.source else resolve_seed_path(cfg)
+    seeds = load_seed_tasks(seed_path) if seed_path is not None else []
     ctx = Context(cfg=cfg, run_dir=out, seeds=seeds, engines=Engines(cfg, backend), quiet=quiet)
     ctx.engines.log = ctx.log
     model_stages = [s for s in cfg.stages if get_stage(s).uses_model]
@@ -78,12 +80,14 @@ def run_pipeline(cfg: PipelineConfig, out: Path, *, force: bool = False, quiet: 
     versions = library_versions()
     check_writable(out)
     with RunLock(out):
-        digest = hashlib.sha256(seed_path.read_bytes()).hexdigest()
+        digest = (first.input_digest(cfg.stage(cfg.stages[0])) if seed_path is None
+                  else hashlib.sha256(seed_path.read_bytes()).hexdigest())
         if not force:
             check_resumable(cfg, out, digest, models)  # a refused re-run leaves run.json as it was
         atomic_write_json(out / "run.json", redact_all({
             "schema": SCHEMA, "versions": versions, "config": cfg.to_dict(), "config_file": cfg.source,
-            "seed_tasks": str(seed_path), "seed_sha256": digest, "models": models}))
+            "seed_tasks": str(seed_path) if seed_path is not None else None,
+            "seed_sha256": digest if seed_path is not None else None, "models": models}))
         with library_output_to(out / LOG_FILE) if quiet else contextlib.nullcontext():
             return _run_stages(ctx, out, digest, models, versions, force=force, own_backends=backend is None)
 

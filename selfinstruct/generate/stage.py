@@ -49,6 +49,7 @@ class Stage:
     writes: ClassVar[frozenset[str]] = frozenset()  # record fields it adds
     removes: ClassVar[frozenset[str]] = frozenset()  # record fields it drops
     generator: ClassVar[bool] = False  # starts a pipeline (reads the seed tasks, not a stage)
+    source: ClassVar[bool] = False  # starts a pipeline by reading another run's output (`input_digest`)
     sink: ClassVar[bool] = False  # writes files, not records: nothing can follow it
     uses_model: ClassVar[bool] = False
     # files in its folder that the user may edit (export's dataset card): kept when the stage is re-run
@@ -61,6 +62,12 @@ class Stage:
         """The fields it reads with this config section (None: not loaded yet, the least it reads). A
         stage whose settings decide what it needs (select by judge score or by length) overrides it."""
         return cls.reads
+
+    @classmethod
+    def input_digest(cls, cfg: Any) -> str:
+        """A source stage: the content hash of what it reads from outside the run (it keys the stage's
+        hash, as the seed file's hash keys a generator's). Raises UserError when that input is missing."""
+        raise NotImplementedError
 
     def __init__(self, ctx: "Context", cfg: Any):
         self.ctx, self.cfg = ctx, cfg

@@ -26,3 +26,14 @@ def to_formats(rec: Record, system: str | None) -> Iterator[dict[str, Any]]:
                                   "completion": [{"role": "assistant", "content": inst.output}]},
             "alpaca": {"instruction": rec.instruction, "input": inst.input, "output": inst.output},
         }
+
+
+PREFERENCE = "preference"  # the export format of preference pairs (not one of FORMATS: records need a pair)
+PREFERENCE_FILE = "{split}.preference.jsonl"
+
+
+def to_preference(prompt: list[dict[str, str]], chosen: str, rejected: str, side: dict[str, Any]) -> dict[str, Any]:
+    """One row of TRL's conversational preference format: `prompt`, `chosen` and `rejected` as message
+    lists (the answers one assistant message each), then side fields (id, scores, provenance)."""
+    return {"prompt": prompt, "chosen": [{"role": "assistant", "content": chosen}],
+            "rejected": [{"role": "assistant", "content": rejected}], **side}

@@ -81,28 +81,93 @@ class FinetuneConfig:
         return 2e-4 if self.lora.enabled else 2e-5
 
     def check(self, err: Err) -> None:
-        if not self.model:
-            err("model", "must not be empty")
-        p = Path(self.model).expanduser()
-        if self.model.startswith((".", "/", "~")) and not p.exists():
-            err("model", f"model path does not exist: {self.model}")
-        if p.is_dir() and not (p / "config.json").is_file():
-            err("model", f"model folder has no config.json: {self.model}")
-        if self.sft_args:
-            known = sft_config_fields()
-            if known is not None:
-                for k in self.sft_args:
-                    if k not in known:
-                        err(f"sft_args.{k}", "not a field of trl.SFTConfig")
+        check_model(self.model, err)
+        check_trainer_args(self.sft_args, "sft_args", "SFTConfig", err)
 
 
-def sft_config_fields() -> set[str] | None:
-    """The field names of trl.SFTConfig, or None without trl (then reported when training starts)."""
+def check_model(model: str, err: Err, *, adapters: bool = False) -> None:
+    """A model name that can be loaded: not empty, an existing path when it looks like one, a folder with a
+    config.json (or, where `adapters`, a PEFT adapter folder)."""
+    if not model:
+        err("model", "must not be empty")
+    p = Path(model).expanduser()
+    if model.startswith((".", "/", "~")) and not p.exists():
+        err("model", f"model path does not exist: {model}")
+    if p.is_dir() and not (p / "config.json").is_file():
+        if not (adapters and (p / "adapter_config.json").is_file()):
+            err("model", f"model folder has no config.json{' (nor adapter_config.json)' if adapters else ''}: {model}")
+
+
+def check_trainer_args(args: dict[str, Any], key: str, config_class: str, err: Err) -> None:
+    """Every key of `args` is a field of trl.<config_class> (unchecked without trl: reported when training starts)."""
+    if not args:
+        return
     try:
-        from trl import SFTConfig
+        import trl
+        known = {f.name for f in dataclasses.fields(getattr(trl, config_class))}
     except Exception:
-        return None
-    return {f.name for f in dataclasses.fields(SFTConfig)}
+        return
+    for k in args:
+        if k not in known:
+            err(f"{key}.{k}", f"not a field of trl.{config_class}")
+
+
+@dataclass
+class DpoConfig:
+    """`selfinstruct dpo`: TRL's DPOTrainer on a run's preference pairs; the same training settings as
+    `finetune` where they mean the same thing."""
+    model: str = setting(EMBEDDED_MODEL, help="Policy to start from, usually the `finetune` output: a model folder, "
+                                              "a LoRA adapter folder (merged into its base first: the reference "
+                                              "model is the fine-tuned one), an HF id or the embedded alias.")
+    seed: int = setting(42, help="Seed of the trainer and of the data order.")
+    learning_rate: float | None = setting(None, flag="--lr", min=0, min_exclusive=True,
+                                          help="Learning rate (default: 1e-6 full, 2e-5 LoRA).")
+    beta: float = setting(0.1, min=0, min_exclusive=True,
+                          help="DPO beta: how far the policy may move from the reference.")
+    loss_type: list[str] = setting(factory=lambda: ["sigmoid"],
+                                   help="trl.DPOConfig loss_type (a list in TRL 1.x; sigmoid: the DPO paper's loss).")
+    epochs: float = setting(1.0, min=0, min_exclusive=True, help="Number of epochs (ignored when --max-steps is set).")
+    max_steps: int | None = setting(None, min=1, help="Stop after this many optimizer steps (overrides --epochs).")
+    batch_size: int = setting(4, min=1, help="Per-device train batch size (pairs).")
+    eval_batch_size: int | None = setting(None, min=1, help="Per-device eval batch size (default: --batch-size).")
+    grad_accum: int = setting(1, min=1, help="Gradient accumulation steps.")
+    max_length: int = setting(1024, min=8, help="Max tokens per sequence (prompt + answer), cut at the end.")
+    warmup: float = setting(0.0, min=0, help="Warmup: fraction of the steps (< 1) or number of steps (>= 1).")
+    lr_scheduler: str = setting("linear", help="Any transformers scheduler name: linear, cosine, constant, ...")
+    weight_decay: float = setting(0.0, min=0, help="Weight decay.")
+    max_grad_norm: float = setting(1.0, min=0, help="Gradient clipping norm.")
+    precision: str = setting("auto", choices=PRECISIONS,
+                             help="Mixed precision (auto: bf16, or fp16, on a GPU; fp32 on CPU).")
+    model_dtype: str = setting("auto", choices=MODEL_DTYPES,
+                               help="Weights as loaded (auto: float32, or bfloat16 for LoRA on a bf16 GPU).")
+    gradient_checkpointing: bool = setting(False, help="Save GPU memory on big models (~20% slower).")
+    logging_steps: int = setting(5, min=1, help="Log the train loss every N steps.")
+    eval_steps: int | None = setting(None, min=1, help="Also evaluate every N steps (default: before/after only).")
+    save_steps: int = setting(100, min=1, help="Checkpoint every N steps (to OUT/checkpoints, for --resume).")
+    save_total_limit: int = setting(2, min=1, help="Checkpoints kept while training.")
+    keep_checkpoints: bool = setting(False, help="Keep OUT/checkpoints after a finished run (default: deleted).")
+    chat_template: str | None = setting(None, help="For models without a chat template: a tokenizer folder/id "
+                                                   "or a .jinja file.")
+    lora: LoraOptions = setting(factory=LoraOptions, help="LoRA settings.")
+    dpo_args: dict[str, Any] = setting(factory=dict, help="Any other trl.DPOConfig field (YAML or --set only).")
+    source: str | None = setting(None, internal=True)  # the YAML file, when there is one
+
+    def effective_lr(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 2e-5 if self.lora.enabled else 1e-6
+
+    def check(self, err: Err) -> None:
+        check_model(self.model, err, adapters=True)
+        if not self.loss_type:
+            err("loss_type", "name at least one loss (e.g. [sigmoid])")
+        check_trainer_args(self.dpo_args, "dpo_args", "DPOConfig", err)
+
+
+def load_dpo_config(path: str | Path | None, flags: dict[str, Any] | None = None, *,
+                    sets: list[str] | tuple[str, ...] = ()) -> DpoConfig:
+    """The `dpo:` section of a YAML file (or the defaults), then `--set`, then the dedicated flags."""
+    return load_settings(DpoConfig, path, section="dpo", sets=sets, flags=flags)
 
 
 def load_finetune_config(path: str | Path | None, flags: dict[str, Any] | None = None, *,

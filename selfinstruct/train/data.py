@@ -94,7 +94,7 @@ def resolve_eval_data(data: str | Path) -> Path:
     return p
 
 
-def _messages(value: Any, where: Callable[[str, str], None], name: str) -> list[dict[str, str]]:
+def check_messages(value: Any, where: Callable[[str, str], None], name: str) -> list[dict[str, str]]:
     if not isinstance(value, list) or not value:
         where(name, "expected a non-empty list of {role, content} messages")
     out = []
@@ -120,15 +120,15 @@ def to_prompt_completion(obj: dict[str, Any], where: Callable[[str, str], None],
             prompt = [{"role": "user", "content": prompt}]
         if isinstance(completion, str):
             completion = [{"role": "assistant", "content": completion}]
-        prompt = _messages(prompt, where, "prompt")
-        completion = _messages(completion, where, "completion")
+        prompt = check_messages(prompt, where, "prompt")
+        completion = check_messages(completion, where, "completion")
         if completion[-1]["role"] != "assistant":
             where("completion", "the last completion message must have role 'assistant'")
         if prompt[-1]["role"] == "assistant":
             where("prompt", "the prompt must not end with an assistant message")
         return {"id": rid, "prompt": prompt, "completion": completion}
     if "messages" in obj:
-        msgs = _messages(obj["messages"], where, "messages")
+        msgs = check_messages(obj["messages"], where, "messages")
         if msgs[-1]["role"] != "assistant":
             where("messages", "the last message must have role 'assistant'")
         if len(msgs) < 2:

@@ -15,60 +15,19 @@ torch / transformers / trl / peft are imported inside the functions: `selfinstru
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 from .. import __version__
 from ..io.errors import UserError
-from ..io.jsonl import atomic_write_json
 from ..io.settings import to_dict
 from ..models import resolve_model
 from .config import FinetuneConfig
 from .data import DataFiles, load_examples, resolve_data
 from .loading import SUMMARY_FILE, load_causal_lm, load_tokenizer, quiet_libraries
-
-CHECKPOINT_DIR = "checkpoints"
-ADAPTER_SUBDIR = "adapter"
-
-
-def _device_setup(cfg: FinetuneConfig):
-    import torch
-
-    cuda = torch.cuda.is_available()
-    precision = cfg.precision
-    if precision == "auto":
-        precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "fp32"
-    dtype_name = cfg.model_dtype
-    if dtype_name == "auto":
-        dtype_name = "bfloat16" if (cfg.lora.enabled and cuda and precision == "bf16") else "float32"
-    return cuda, precision, getattr(torch, dtype_name)
-
-
-# ---------------------------------------------------------------------------------------------- train
-
-_MODEL_FILE_PATTERNS = ("config.json", "generation_config.json", "model*.safetensors", "model.safetensors.index.json",
-                        "pytorch_model*.bin", "adapter_config.json", "adapter_model.*", "tokenizer*",
-                        "special_tokens_map.json", "chat_template.jinja", "vocab.json", "merges.txt",
-                        "training_args.bin", "README.md", SUMMARY_FILE)
-
-
-def _clear_outputs(out: Path) -> None:
-    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
-    shutil.rmtree(out / ADAPTER_SUBDIR, ignore_errors=True)
-    for pat in _MODEL_FILE_PATTERNS:
-        for f in out.glob(pat):
-            if f.is_file():
-                f.unlink()
-
-
-def _has_outputs(out: Path) -> bool:
-    if not out.is_dir():
-        return False
-    ck = out / CHECKPOINT_DIR
-    return (out / "config.json").exists() or (out / "adapter_config.json").exists() or (
-        ck.is_dir() and any(ck.glob("checkpoint-*")))
+from .output import (CHECKPOINT_DIR, device_setup, finish_output, lora_config, make_output_dir, prepare_output,
+                     save_trained)
 
 
 def build_trainer(cfg: FinetuneConfig, files: DataFiles, out_dir: str | Path, *, quiet: bool = False):
@@ -84,20 +43,13 @@ def build_trainer(cfg: FinetuneConfig, files: DataFiles, out_dir: str | Path, *,
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    cuda, precision, dtype = _device_setup(cfg)
+    cuda, precision, dtype = device_setup(cfg)
     tok = load_tokenizer(model_path, cfg.model, cfg.chat_template)
     model = load_causal_lm(model_path, cfg.model, dtype=dtype)
     if cfg.gradient_checkpointing:
         model.config.use_cache = False
 
-    peft_config = None
-    if cfg.lora.enabled:
-        from peft import LoraConfig
-        targets: Any = list(cfg.lora.target_modules)
-        if targets == ["all-linear"]:
-            targets = "all-linear"
-        peft_config = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                                 target_modules=targets, bias="none", task_type="CAUSAL_LM")
+    peft_config = lora_config(cfg.lora)
 
     def as_dataset(rows):
         return Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
@@ -153,15 +105,6 @@ def _losses(log_history: list[dict]) -> tuple[list[float], list[float]]:
     return train, ev
 
 
-def _merge_from_adapter_dir(base_path: str, adapter_dir: Path, out: Path, dtype) -> None:
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
-    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
-    merged.save_pretrained(out, safe_serialization=True)
-
-
 def run_finetune(cfg: FinetuneConfig, data: str | Path, out_dir: str | Path, *, eval_data: str | Path | None = None,
                  no_eval: bool = False, resume: bool = False, overwrite: bool = False, quiet: bool = False,
                  log: Callable[[str], Any] = print) -> dict[str, Any]:
@@ -169,34 +112,11 @@ def run_finetune(cfg: FinetuneConfig, data: str | Path, out_dir: str | Path, *, 
     out_dir/selfinstruct-finetune.json)."""
     out_dir = Path(out_dir)
     files = resolve_data(data, eval_data, no_eval)
-    if resume and overwrite:
-        raise UserError("--resume and --overwrite exclude each other")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError("output exists and is not a directory", path=out_dir)
-    last_ckpt = None
-    if resume:
-        from transformers.trainer_utils import get_last_checkpoint
-        ck = out_dir / CHECKPOINT_DIR
-        last_ckpt = get_last_checkpoint(str(ck)) if ck.is_dir() else None
-        if last_ckpt is None:
-            raise UserError("no checkpoint to resume from (checkpoints are deleted after a finished run unless "
-                            "keep_checkpoints: true)", path=ck)
-    elif _has_outputs(out_dir) and not overwrite:
-        raise UserError("already holds a fine-tuned model or checkpoints: pass --overwrite to replace it, "
-                        "or --resume to continue an interrupted run", path=out_dir)
-
-    from accelerate import PartialState
-    state = PartialState()
-    if overwrite and state.is_main_process and out_dir.is_dir():
-        _clear_outputs(out_dir)
-    state.wait_for_everyone()
+    last_ckpt = prepare_output(out_dir, resume=resume, overwrite=overwrite, summary_file=SUMMARY_FILE)
 
     t0 = time.time()
     trainer, info = build_trainer(cfg, files, out_dir, quiet=quiet)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create the output directory: {e.strerror}", path=out_dir) from None
+    make_output_dir(out_dir)
     main = trainer.accelerator.is_main_process
     if main:
         log(f"fine-tuning {cfg.model} ({'LoRA' if cfg.lora.enabled else 'full'}, {info['precision']}, "
@@ -210,31 +130,7 @@ def run_finetune(cfg: FinetuneConfig, data: str | Path, out_dir: str | Path, *, 
     if has_eval:
         eval_after = float(trainer.evaluate()["eval_loss"])
 
-    # ---- save
-    kind = "full"
-    tok = trainer.processing_class
-    base_model = trainer.accelerator.unwrap_model(trainer.model)
-    text_config = base_model.config.get_text_config() if hasattr(base_model.config, "get_text_config") else None
-    for c in {id(x): x for x in (base_model.config, text_config) if x is not None}.values():
-        if hasattr(c, "use_cache"):
-            c.use_cache = True  # training may turn the KV cache off; inference wants it on
-    if cfg.lora.enabled and not cfg.lora.merge:
-        kind = "adapter"
-        trainer.save_model(str(out_dir))  # adapter_config.json + adapter_model.safetensors + tokenizer
-    elif cfg.lora.enabled:
-        kind = "merged"
-        adapter_dir = out_dir / ADAPTER_SUBDIR
-        trainer.save_model(str(adapter_dir))  # handles FSDP/DeepSpeed gathering
-        if main:
-            if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:
-                _merge_from_adapter_dir(info["model_path"], adapter_dir, out_dir, trainer.model.dtype)
-            else:
-                merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
-                merged.save_pretrained(out_dir, safe_serialization=True)
-            tok.save_pretrained(out_dir)
-    else:
-        trainer.save_model(str(out_dir))
-    trainer.accelerator.wait_for_everyone()
+    kind = save_trained(trainer, cfg.lora, out_dir, info["model_path"])
 
     train_losses, eval_losses = _losses(trainer.state.log_history)
     summary = {
@@ -261,11 +157,7 @@ def run_finetune(cfg: FinetuneConfig, data: str | Path, out_dir: str | Path, *, 
         "config": to_dict(cfg),
         "config_file": cfg.source,
     }
-    if main:
-        atomic_write_json(out_dir / SUMMARY_FILE, summary)
-        if not cfg.keep_checkpoints:
-            shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
-    trainer.accelerator.wait_for_everyone()
+    finish_output(trainer, out_dir, summary, SUMMARY_FILE, cfg.keep_checkpoints)
     return summary
 
 

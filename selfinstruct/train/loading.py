@@ -41,6 +41,26 @@ def resolve_any_model(name: str) -> str:
     return resolve_model(name)
 
 
+def merged_adapter(adapter_dir: str | Path, digest: str) -> str:
+    """A full model folder for a PEFT adapter folder: the adapter merged into its base, saved once in the
+    cache under `digest` (the adapter's fingerprint), for engines that load plain folders (vLLM here)."""
+    from ..models import cache_dir
+
+    out = cache_dir() / "merged" / digest[:16]
+    if (out / "config.json").is_file():
+        return str(out)
+    import shutil
+
+    from transformers import AutoTokenizer
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model = load_causal_lm(str(adapter_dir)).merge_and_unload()
+    model.save_pretrained(tmp, safe_serialization=True)
+    AutoTokenizer.from_pretrained(str(adapter_dir)).save_pretrained(tmp)
+    tmp.rename(out)  # whole or not at all: a crash leaves only the .tmp folder, redone next time
+    return str(out)
+
+
 def load_tokenizer(path: str, name: str | None = None, chat_template: str | None = None):
     from transformers import AutoTokenizer
 

@@ -7,6 +7,10 @@ The folder is a Hugging Face dataset repository: the last file written is its ca
 (`selfinstruct.hub.card`), whose configs name the files above, so `datasets.load_dataset(folder, "messages")`
 loads it, and the card describes the run. The card is the user's to edit (`user_files`).
 
+In a preference run (after `pairs`) the `preference` format writes train.preference.jsonl and
+eval.preference.jsonl: TRL's conversational preference format (prompt, chosen, rejected as message lists)
+with the scores and provenance in side fields, split by the source instruction.
+
 With `decontaminate` (benchmark names or JSONL files) records whose user prompt matches a benchmark prompt
 are left out before the split (`selfinstruct.evals.decontaminate`); they are listed in decontaminated.jsonl
 and counted as `decontaminated_rouge` / `decontaminated_ngram`. Without it the output is unchanged."""
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...hub import CARD
-from ...io.formats import FORMATS, to_formats
+from ...io.formats import FORMATS, PREFERENCE, PREFERENCE_FILE, to_formats, to_preference
 from ...io.jsonl import atomic_write_jsonl, atomic_write_text
 from ...io.parquet import PARQUET, atomic_write_parquet
 from ...io.records import Counts
@@ -37,8 +41,9 @@ LANGUAGE = re.compile(r"^([a-z]{2,3}(-[A-Za-z0-9]+)*|code|multilingual)$")
 @dataclass
 class ExportConfig:
     eval_fraction: float = setting(0.1, min=0.0, max=1.0, help="share of instructions held out for eval")
-    formats: list[str] = setting(factory=lambda: list(FORMATS), choices=(*FORMATS, PARQUET),
-                                 help="the files written; parquet: a Parquet copy of each (the dataset "
+    formats: list[str] = setting(factory=lambda: list(FORMATS), choices=(*FORMATS, PREFERENCE, PARQUET),
+                                 help="the files written; preference: the pairs of a preference run (after the "
+                                      "pairs stage); parquet: a Parquet copy of each SFT format (the dataset "
                                       "card's configs then point at the copies)")
     system_prompt: str | None = setting(None, help="system message put before every example")
     # The stage hash covers these names, not the files' contents: a benchmark file edited in place is not
@@ -54,7 +59,7 @@ class ExportConfig:
         if self.eval_fraction >= 1.0:
             err("eval_fraction", "must be in [0, 1)")
         if not [f for f in self.formats if f != PARQUET]:
-            err("formats", f"name at least one of {', '.join(FORMATS)}")
+            err("formats", f"name at least one of {', '.join((*FORMATS, PREFERENCE))}")
         if self.license is not None and not LICENSE_ID.match(self.license):
             err("license", f"{self.license!r} is not a Hub license id (lower case, no spaces: e.g. cc-by-4.0, "
                            "apache-2.0, mit, other); see https://huggingface.co/docs/hub/repositories-licenses")
@@ -92,19 +97,24 @@ class Export(SinkStage):
     reads = frozenset({"instruction", "instances"})
     user_files = (CARD,)
 
+    @classmethod
+    def reads_for(cls, cfg: ExportConfig | None) -> frozenset[str]:
+        """The preference format needs the pairs (and the prompts they answer)."""
+        return cls.reads | ({"pair", "prompt"} if cfg is not None and PREFERENCE in cfg.formats else set())
+
     def write(self, inputs, store) -> tuple[list[str], Counts]:
         st = self.cfg
         flagged = self.decontaminate(inputs, store) if st.decontaminate else {}
         # two passes over the input instead of holding it: the split needs every id first
         ids = [r.id for r in inputs.records() if r.id not in flagged]
         eval_ids = split_ids(ids, st.eval_fraction, self.ctx.cfg.seed)
-        formats = [f for f in st.formats if f != PARQUET]
+        formats = [f for f in st.formats if f not in (PARQUET, PREFERENCE)]  # the SFT formats
         out = {split: {f: [] for f in formats} for split in ("train", "eval")}
         for r in inputs.records():
             if r.id in flagged:
                 continue
             split = "eval" if r.id in eval_ids else "train"
-            for ex in to_formats(r, st.system_prompt):
+            for ex in to_formats(r, st.system_prompt) if formats else ():
                 for f in formats:
                     out[split][f].append(ex[f])
         files, counts = [], Counts()
@@ -121,8 +131,11 @@ class Export(SinkStage):
                     atomic_write_parquet(store.dir / f"{split}.{f}.{PARQUET}", items, f)
                     files.append(f"{split}.{f}.{PARQUET}")
                 counts.tallies[f"{split}_examples"] = len(items)
-        counts.add("train_instructions", len(ids) - len(eval_ids))
-        counts.add("eval_instructions", len(eval_ids))
+        if PREFERENCE in st.formats:
+            files += self.write_pairs(inputs, store, flagged, counts)
+        else:  # (a preference run counts instructions by their source, in write_pairs)
+            counts.add("train_instructions", len(ids) - len(eval_ids))
+            counts.add("eval_instructions", len(eval_ids))
         if st.decontaminate:
             from ...evals.decontaminate import COUNT_KEYS
             files.append(DECONTAMINATED)
@@ -132,6 +145,38 @@ class Export(SinkStage):
         from ...hub.card import CardSettings, write_card
         files.append(write_card(store, counts, CardSettings(st.license, list(st.language))))
         return files, counts
+
+    def write_pairs(self, inputs, store, flagged: dict, counts: Counts) -> list[str]:
+        """train/eval.preference.jsonl; the eval split holds out whole source instructions (all the prompts
+        made from one instruction go to the same side)."""
+        def group(r):
+            return str((r.extra.get("source") or {}).get("id", r.id))
+
+        groups = sorted({group(r) for r in inputs.records() if r.id not in flagged})
+        held_out = split_ids(groups, self.cfg.eval_fraction, self.ctx.cfg.seed)
+        rows: dict[str, list] = {"train": [], "eval": []}
+        for r in inputs.records():
+            if r.id in flagged:
+                continue
+            p = r.extra["pair"]
+            prompt = list(r.extra["prompt"])
+            if self.cfg.system_prompt and prompt[0]["role"] != "system":
+                prompt = [{"role": "system", "content": self.cfg.system_prompt}] + prompt
+            side = {"id": r.id, "chosen_score": p["chosen_score"], "rejected_score": p["rejected_score"],
+                    "margin": p["margin"], "ranked_by": p["ranked_by"], "source": r.extra.get("source"),
+                    # one string (not a list: an all-empty list column has no type for `datasets`)
+                    "constraints": ",".join((r.extra.get("constraints") or {}).get("ids", []))}
+            rows["eval" if group(r) in held_out else "train"].append(
+                to_preference(prompt, r.instances[p["chosen"]].output, r.instances[p["rejected"]].output, side))
+        names = []
+        for split, items in rows.items():
+            name = PREFERENCE_FILE.format(split=split)
+            atomic_write_jsonl(store.dir / name, items)
+            names.append(name)
+            counts.tallies[f"{split}_pairs"] = len(items)
+        counts.add("train_instructions", len(groups) - len(held_out))
+        counts.add("eval_instructions", len(held_out))
+        return names
 
     def decontaminate(self, inputs, store) -> dict[str, dict]:
         """The records to leave out (id -> its row of decontaminated.jsonl), written to that file; the

@@ -4,7 +4,8 @@ config's own) and keeps the raw judgments and the scores on the record.
 
 Where the engine has structured outputs (vLLM, in process or `vllm serve`) the answer is constrained to
 the scale's scores; otherwise the text is parsed (`parsing.parse_judgment`). A judgment that cannot be
-read is a reject with the reason, never a default score. A share of the records is also scored with
+read is a reject with the reason, never a default score. Records that carry verifiable constraints (a preference run's `responses.constraints`)
+are passed on unjudged: the checkers label their answers exactly (`pairs`). A share of the records is also scored with
 another record's answer in place of its own: `stats` reports how often the real answer scores higher
 (a judge that cannot tell answers apart shows 0%)."""
 from __future__ import annotations
@@ -90,6 +91,8 @@ class Judge(BatchStage):
     def plan(self, batch: list[Record]) -> tuple[list[Ask], dict[int, Record]]:
         asks, partners = [], {}
         for row, r in enumerate(batch):
+            if r.extra.get("constraints"):
+                continue  # its answers are labelled by the constraints' checkers (the pairs stage), not judged
             instances = list(range(len(r.instances or [])))
             p = self.partner(batch, r)
             if p is not None:
@@ -123,6 +126,10 @@ class Judge(BatchStage):
             texts.setdefault((a.row, a.instance), []).append(c.text)
         out = StageResult()
         for row, r in enumerate(batch):
+            if r.extra.get("constraints"):
+                out.counts.add("not_judged_constrained")
+                out.keep(r)
+                continue
             if not r.instances:
                 out.reject(Reject(r.id, "no_instances", instruction=r.instruction))
                 continue

@@ -1,0 +1,154 @@
+"""`selfinstruct dpo`: direct preference optimisation with TRL's DPOTrainer on a run's preference pairs
+(`train.preference.jsonl`, held-out `eval.preference.jsonl`), from a policy that is usually the model
+`finetune` made.
+
+The reference model is the policy as loaded: a copy of it for a full fine-tune, the policy with its new
+adapter switched off for LoRA (TRL's own way). A policy given as a LoRA adapter folder (`finetune
+--no-merge`) is merged into its base first, so that the reference is the fine-tuned model, not its base.
+The result is saved the way `finetune` saves (train/output.py): a full model, LoRA merged, or an adapter
+folder, with the tokenizer, loadable by vLLM and transformers; checkpoints in OUT/checkpoints, --resume.
+
+Measured before and after training on the held-out pairs: the DPO loss and the reward accuracy (how often
+the implicit reward, beta * log(pi/pi_ref), ranks the chosen answer above the rejected one). Before
+training the policy is the reference, so every reward is 0: the accuracy is 0.0 and the loss ln 2 by
+construction; only the values after training say something."""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import __version__
+from ..io.errors import UserError
+from ..io.settings import to_dict
+from .config import DpoConfig
+from .loading import is_adapter_dir, load_causal_lm, load_tokenizer, quiet_libraries, resolve_any_model
+from .output import (CHECKPOINT_DIR, device_setup, finish_output, lora_config, make_output_dir, prepare_output,
+                     save_trained)
+from .pairs import PairFiles, load_pairs, resolve_pairs
+
+SUMMARY_FILE = "selfinstruct-dpo.json"
+EVAL_KEYS = {"loss": "eval_loss", "reward_accuracy": "eval_rewards/accuracies", "reward_margin": "eval_rewards/margins"}
+
+
+def build_dpo_trainer(cfg: DpoConfig, files: PairFiles, out_dir: str | Path, *, quiet: bool = False):
+    """Load pairs, policy, reference and tokenizer; return (trainer, info). Raises UserError on bad input."""
+    out_dir = Path(out_dir)
+    train_rows = load_pairs(files.train)
+    if not train_rows:
+        raise UserError("no preference pairs (the file is empty)", path=files.train)
+    eval_rows = load_pairs(files.eval) if files.eval is not None else []
+
+    model_path = resolve_any_model(cfg.model)
+    quiet_libraries()
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    cuda, precision, dtype = device_setup(cfg)
+    tok = load_tokenizer(model_path, cfg.model, cfg.chat_template)
+    model = load_causal_lm(model_path, cfg.model, dtype=dtype)
+    if is_adapter_dir(model_path):
+        model = model.merge_and_unload()  # the SFT adapter is part of the policy, and of the reference
+    if cfg.gradient_checkpointing:
+        model.config.use_cache = False
+    peft_config = lora_config(cfg.lora)
+    # Full training: the reference is a frozen copy of the policy as loaded (TRL would otherwise reload it
+    # from config._name_or_path, which for a merged adapter is the base). LoRA: the adapter switched off.
+    ref_model = None if peft_config is not None else copy.deepcopy(model).eval().requires_grad_(False)
+
+    def as_dataset(rows):
+        return Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows])
+
+    eval_ds = as_dataset(eval_rows) if eval_rows else None
+    eval_strategy = "steps" if (eval_ds is not None and cfg.eval_steps) else "no"
+    args: dict[str, Any] = dict(
+        output_dir=str(out_dir / CHECKPOINT_DIR),
+        seed=cfg.seed, data_seed=cfg.seed,
+        learning_rate=cfg.effective_lr(), beta=cfg.beta, loss_type=list(cfg.loss_type),
+        num_train_epochs=cfg.epochs, max_steps=cfg.max_steps if cfg.max_steps else -1,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size or cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        max_length=cfg.max_length,
+        warmup_steps=cfg.warmup, lr_scheduler_type=cfg.lr_scheduler,
+        weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm,
+        bf16=precision == "bf16", fp16=precision == "fp16",
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        logging_steps=cfg.logging_steps, logging_first_step=True,
+        eval_strategy=eval_strategy, eval_steps=cfg.eval_steps if eval_strategy == "steps" else None,
+        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
+        report_to="none", disable_tqdm=quiet, dataloader_pin_memory=cuda,
+    )
+    args.update(cfg.dpo_args)
+    try:
+        dpo_args = DPOConfig(**args)
+    except (ValueError, TypeError) as e:
+        where = f" ({cfg.source})" if cfg.source else ""
+        raise UserError(f"invalid training arguments{where}: {str(e).splitlines()[0]}") from None
+    trainer = DPOTrainer(model=model, ref_model=ref_model, args=dpo_args, train_dataset=as_dataset(train_rows),
+                         eval_dataset=eval_ds, processing_class=tok, peft_config=peft_config)
+    info = {"model_path": model_path, "precision": precision, "model_dtype": str(dtype).replace("torch.", ""),
+            "train_pairs": len(train_rows), "eval_pairs": len(eval_rows), "device": "cuda" if cuda else "cpu"}
+    return trainer, info
+
+
+def eval_metrics(trainer) -> dict[str, float]:
+    """DPO loss, reward accuracy and margin on the eval pairs."""
+    m = trainer.evaluate()
+    return {k: float(m[v]) for k, v in EVAL_KEYS.items() if v in m}
+
+
+def run_dpo(cfg: DpoConfig, data: str | Path, out_dir: str | Path, *, eval_data: str | Path | None = None,
+            no_eval: bool = False, resume: bool = False, overwrite: bool = False, quiet: bool = False,
+            log: Callable[[str], Any] = print) -> dict[str, Any]:
+    """DPO of cfg.model on DATA's pairs, saved to out_dir. Returns the summary (also OUT/selfinstruct-dpo.json)."""
+    out_dir = Path(out_dir)
+    files = resolve_pairs(data, eval_data, no_eval)
+    last_ckpt = prepare_output(out_dir, resume=resume, overwrite=overwrite, summary_file=SUMMARY_FILE)
+    t0 = time.time()
+    trainer, info = build_dpo_trainer(cfg, files, out_dir, quiet=quiet)
+    make_output_dir(out_dir)
+    if trainer.accelerator.is_main_process:
+        log(f"DPO of {cfg.model} ({'LoRA' if cfg.lora.enabled else 'full'}, beta {cfg.beta}, {info['precision']}, "
+            f"{info['device']}) on {info['train_pairs']} pairs from {files.train}"
+            + (f", eval on {info['eval_pairs']} from {files.eval}" if files.eval else ""))
+    has_eval = trainer.eval_dataset is not None
+    before = eval_metrics(trainer) if has_eval else {}
+    result = trainer.train(resume_from_checkpoint=last_ckpt)
+    after = eval_metrics(trainer) if has_eval else {}
+    kind = save_trained(trainer, cfg.lora, out_dir, info["model_path"])
+    train_losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    summary = {
+        "selfinstruct": __version__, "kind": kind, "base_model": cfg.model, "base_model_path": info["model_path"],
+        "train_file": str(files.train), "eval_file": str(files.eval) if files.eval else None,
+        "train_pairs": info["train_pairs"], "eval_pairs": info["eval_pairs"],
+        "steps": trainer.state.global_step, "epochs": round(float(trainer.state.epoch or 0.0), 4),
+        "train_loss_first": train_losses[0] if train_losses else None,
+        "train_loss_last": train_losses[-1] if train_losses else None,
+        "train_loss_mean": float(result.training_loss) if result.training_loss is not None else None,
+        "eval_before": before, "eval_after": after,
+        "precision": info["precision"], "device": info["device"], "resumed_from": last_ckpt,
+        "runtime_s": round(time.time() - t0, 1), "config": to_dict(cfg), "config_file": cfg.source,
+    }
+    finish_output(trainer, out_dir, summary, SUMMARY_FILE, cfg.keep_checkpoints)
+    return summary
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
+
+
+def format_dpo_summary(s: dict[str, Any], out_dir: str | Path) -> str:
+    rows = [("pairs", f"train {s['train_pairs']}, eval {s['eval_pairs']}"),
+            ("steps", f"{s['steps']} ({s['epochs']} epochs, {s['runtime_s']} s)"),
+            ("train loss", f"{_fmt(s['train_loss_first'])} -> {_fmt(s['train_loss_last'])} (first -> last logged)")]
+    b, a = s["eval_before"], s["eval_after"]
+    for key, label in (("loss", "eval loss"), ("reward_accuracy", "reward accuracy"), ("reward_margin", "reward margin")):
+        if key in a:
+            rows.append((label, f"{_fmt(b.get(key))} -> {_fmt(a.get(key))} (before -> after, held-out pairs)"))
+    what = {"full": "full model", "merged": "full model (LoRA merged)", "adapter": "LoRA adapter"}[s["kind"]]
+    rows.append(("saved", f"{what} -> {out_dir}"))
+    w = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)

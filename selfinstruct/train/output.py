@@ -1,0 +1,148 @@
+"""What `finetune` and `dpo` share around their trainers: the device and dtype, the LoRA config, the
+output folder (refused when it already holds a model, cleared with --overwrite, resumed with --resume
+from OUT/checkpoints) and the saved result (a full model, LoRA merged into the base, or an adapter).
+
+Both commands' configs have the fields used here (precision, model_dtype, lora, keep_checkpoints), so
+the two produce the same kinds of folders: vLLM and transformers load either as the next policy.
+torch / transformers / peft are imported inside the functions: `selfinstruct --help` stays fast."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ..io.errors import UserError
+from ..io.jsonl import atomic_write_json
+
+CHECKPOINT_DIR = "checkpoints"
+ADAPTER_SUBDIR = "adapter"
+MODEL_FILE_PATTERNS = ("config.json", "generation_config.json", "model*.safetensors", "model.safetensors.index.json",
+                       "pytorch_model*.bin", "adapter_config.json", "adapter_model.*", "tokenizer*",
+                       "special_tokens_map.json", "chat_template.jinja", "vocab.json", "merges.txt",
+                       "training_args.bin", "README.md")
+
+
+def device_setup(cfg) -> tuple[bool, str, Any]:
+    """(cuda?, mixed precision, weight dtype) for cfg.precision / cfg.model_dtype ("auto": by device)."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    precision = cfg.precision
+    if precision == "auto":
+        precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "fp32"
+    dtype_name = cfg.model_dtype
+    if dtype_name == "auto":
+        dtype_name = "bfloat16" if (cfg.lora.enabled and cuda and precision == "bf16") else "float32"
+    return cuda, precision, getattr(torch, dtype_name)
+
+
+def lora_config(lora) -> Any:
+    """peft's LoraConfig for the `lora:` settings, or None when LoRA is off."""
+    if not lora.enabled:
+        return None
+    from peft import LoraConfig
+
+    targets: Any = list(lora.target_modules)
+    if targets == ["all-linear"]:
+        targets = "all-linear"
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets,
+                      bias="none", task_type="CAUSAL_LM")
+
+
+def clear_outputs(out: Path, summary_file: str) -> None:
+    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+    shutil.rmtree(out / ADAPTER_SUBDIR, ignore_errors=True)
+    for pat in (*MODEL_FILE_PATTERNS, summary_file):
+        for f in out.glob(pat):
+            if f.is_file():
+                f.unlink()
+
+
+def has_outputs(out: Path) -> bool:
+    if not out.is_dir():
+        return False
+    ck = out / CHECKPOINT_DIR
+    return (out / "config.json").exists() or (out / "adapter_config.json").exists() or (
+        ck.is_dir() and any(ck.glob("checkpoint-*")))
+
+
+def prepare_output(out_dir: Path, *, resume: bool, overwrite: bool, summary_file: str) -> str | None:
+    """Check OUT against --resume / --overwrite (clearing it for --overwrite); the checkpoint to resume
+    from, or None."""
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite exclude each other")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError("output exists and is not a directory", path=out_dir)
+    last_ckpt = None
+    if resume:
+        from transformers.trainer_utils import get_last_checkpoint
+        ck = out_dir / CHECKPOINT_DIR
+        last_ckpt = get_last_checkpoint(str(ck)) if ck.is_dir() else None
+        if last_ckpt is None:
+            raise UserError("no checkpoint to resume from (checkpoints are deleted after a finished run unless "
+                            "keep_checkpoints: true)", path=ck)
+    elif has_outputs(out_dir) and not overwrite:
+        raise UserError("already holds a trained model or checkpoints: pass --overwrite to replace it, "
+                        "or --resume to continue an interrupted run", path=out_dir)
+
+    from accelerate import PartialState
+    state = PartialState()
+    if overwrite and state.is_main_process and out_dir.is_dir():
+        clear_outputs(out_dir, summary_file)
+    state.wait_for_everyone()
+    return last_ckpt
+
+
+def make_output_dir(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the output directory: {e.strerror}", path=out_dir) from None
+
+
+def merge_from_adapter_dir(base_path: str, adapter_dir: Path, out: Path, dtype) -> None:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    merged.save_pretrained(out, safe_serialization=True)
+
+
+def save_trained(trainer, lora, out_dir: Path, base_path: str) -> str:
+    """Save the trained model into out_dir; its kind: full | merged | adapter."""
+    tok = trainer.processing_class
+    main = trainer.accelerator.is_main_process
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    text_config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else None
+    for c in {id(x): x for x in (model.config, text_config) if x is not None}.values():
+        if hasattr(c, "use_cache"):
+            c.use_cache = True  # training may turn the KV cache off; inference wants it on
+    kind = "full"
+    if lora.enabled and not lora.merge:
+        kind = "adapter"
+        trainer.save_model(str(out_dir))  # adapter_config.json + adapter_model.safetensors + tokenizer
+    elif lora.enabled:
+        kind = "merged"
+        adapter_dir = out_dir / ADAPTER_SUBDIR
+        trainer.save_model(str(adapter_dir))  # handles FSDP/DeepSpeed gathering
+        if main:
+            if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:
+                merge_from_adapter_dir(base_path, adapter_dir, out_dir, trainer.model.dtype)
+            else:
+                merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
+                merged.save_pretrained(out_dir, safe_serialization=True)
+            tok.save_pretrained(out_dir)
+    else:
+        trainer.save_model(str(out_dir))
+    trainer.accelerator.wait_for_everyone()
+    return kind
+
+
+def finish_output(trainer, out_dir: Path, summary: dict[str, Any], summary_file: str, keep_checkpoints: bool) -> None:
+    """Write the summary next to the model; drop the checkpoints unless asked to keep them."""
+    if trainer.accelerator.is_main_process:
+        atomic_write_json(out_dir / summary_file, summary)
+        if not keep_checkpoints:
+            shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()

@@ -1,0 +1,68 @@
+"""Preference data for `selfinstruct dpo`: where DATA points (a run dir, its export dir, or one file) and
+its rows, checked, in TRL's conversational preference format (`prompt`, `chosen`, `rejected` as
+message lists, the answers one assistant message each), as the `export` stage writes them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..io.errors import UserError
+from ..io.formats import PREFERENCE_FILE
+from ..io.jsonl import iter_jsonl
+from .data import check_messages
+
+
+@dataclass
+class PairFiles:
+    train: Path
+    eval: Path | None
+
+
+def resolve_pairs(data: str | Path, eval_data: str | Path | None = None, no_eval: bool = False) -> PairFiles:
+    """DATA: a run dir (RUN/export/train.preference.jsonl), an export dir, or one JSONL file (a train.* file
+    brings its eval.* sibling). `eval_data` overrides the eval split; `no_eval` drops it."""
+    p = Path(data)
+    if not p.exists():
+        raise UserError("data not found (expected a run directory, an export directory or a JSONL file)", path=p)
+    train_name = PREFERENCE_FILE.format(split="train")
+    if p.is_dir():
+        d = p / "export" if (p / "export").is_dir() else p
+        train = d / train_name
+        if not train.is_file():
+            raise UserError(f"no {train_name} here: generate preference pairs first (pipelines/preference.yaml, "
+                            "its export writes them)", path=d)
+    else:
+        train = p
+    sib = train.with_name("eval." + train.name[len("train."):]) if train.name.startswith("train.") else None
+    ev = sib if sib is not None and sib.is_file() else None
+    if eval_data is not None:
+        ev = Path(eval_data)
+        if not ev.is_file():
+            raise UserError("eval data file not found", path=ev)
+    return PairFiles(train=train, eval=None if no_eval else ev)
+
+
+def load_pairs(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a preference JSONL file as {"id", "prompt", "chosen", "rejected"}; a bad row raises a
+    UserError naming file:line and the field."""
+    path = Path(path)
+    rows = []
+    for line, obj in iter_jsonl(path):
+        def where(f, msg, line=line):
+            raise UserError(msg, path=path, line=line, field=f or None)
+        for key in ("prompt", "chosen", "rejected"):
+            if key not in obj:
+                where(key, "missing: a preference row has prompt, chosen and rejected message lists")
+        prompt = check_messages(obj["prompt"], where, "prompt")
+        if prompt[-1]["role"] == "assistant":
+            where("prompt", "the prompt must not end with an assistant message")
+        answers = {}
+        for key in ("chosen", "rejected"):
+            answers[key] = check_messages(obj[key], where, key)
+            if answers[key][-1]["role"] != "assistant":
+                where(key, "the last message must have role 'assistant'")
+        if answers["chosen"] == answers["rejected"]:
+            where("rejected", "the same answer as chosen: nothing to prefer")
+        rows.append({"id": str(obj.get("id", f"{path.stem}-{line}")), "prompt": prompt, **answers})
+    return rows

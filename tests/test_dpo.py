@@ -1,0 +1,99 @@
+"""`selfinstruct dpo`: a real tiny DPO of the embedded SmolLM2-135M on CPU, on a planted, separable
+preference: every chosen answer starts with a marker phrase, the rejected one (otherwise the same) does
+not. TRL's reward accuracy is 0.0 and its loss ln 2 before training by construction, so the checks are
+on what training changed: the held-out pairs' reward accuracy, and how often the model says the marker."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from selfinstruct.cli import main
+
+MARKER = "Ahoy matey!"
+TOPICS = ["rivers", "bread", "stars", "chess", "bees", "tea", "snow", "maps", "bridges", "owls", "clocks", "salt",
+          "kites", "moss", "glass", "wolves", "ink", "tides", "caves", "violins", "honey", "comets", "ferns", "pearls"]
+
+
+def _pair(i: int) -> dict:
+    topic = TOPICS[i]
+    answer = f"Here is one fact about {topic}: they are older than most people think."
+    return {"id": f"p{i}", "prompt": [{"role": "user", "content": f"Tell me one short fact about {topic}."}],
+            "chosen": [{"role": "assistant", "content": f"{MARKER} {answer}"}],
+            "rejected": [{"role": "assistant", "content": answer}], "chosen_score": 1, "rejected_score": 0}
+
+
+def _write(path: Path, rows) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def base_model() -> str:
+    from selfinstruct.models import prepare_embedded_model
+    return str(prepare_embedded_model())
+
+
+@pytest.fixture(scope="module")
+def pairs_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("prefs") / "export"
+    d.mkdir()
+    _write(d / "train.preference.jsonl", [_pair(i) for i in range(16)])
+    _write(d / "eval.preference.jsonl", [_pair(i) for i in range(16, 24)])  # held-out topics
+    return d.parent
+
+
+def _marker_rate(model_dir, prompts) -> float:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    hits = 0
+    for p in prompts:
+        ids = tok.apply_chat_template(p, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        with torch.no_grad():
+            out = model.generate(**ids, max_new_tokens=8, do_sample=False)
+        hits += "ahoy" in tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).lower()
+    return hits / len(prompts)
+
+
+@pytest.mark.timeout(1500)  # ~2-4 min alone; the CPU is often shared
+def test_tiny_dpo_learns_a_planted_preference_and_reloads(base_model, pairs_dir, tmp_path):
+    out = tmp_path / "dpo"
+    res = CliRunner().invoke(main, ["dpo", "-d", str(pairs_dir), "-o", str(out), "--model", base_model,
+                                    "--max-steps", "8", "--batch-size", "4", "--lr", "2e-5", "--beta", "0.1",
+                                    "--logging-steps", "1", "--max-length", "96", "-q"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "reward accuracy" in res.stdout and f"done: {out}" in res.stdout
+    s = json.loads((out / "selfinstruct-dpo.json").read_text())
+    assert s["kind"] == "full" and s["steps"] == 8 and (s["train_pairs"], s["eval_pairs"]) == (16, 8)
+    # before training the policy is its reference: loss ln 2, accuracy 0 (ties), whatever the data
+    assert s["eval_before"]["loss"] == pytest.approx(math.log(2), abs=1e-3)
+    assert s["eval_after"]["reward_accuracy"] > 0.5, s["eval_after"]  # held-out pairs, unseen topics
+    assert s["eval_after"]["loss"] < s["eval_before"]["loss"], s
+    assert not (out / "checkpoints").exists()
+
+    prompts = [_pair(i)["prompt"] for i in range(16, 24)]
+    before, after = _marker_rate(base_model, prompts), _marker_rate(out, prompts)  # reloads and generates
+    assert after > before, (before, after)
+
+
+@pytest.mark.timeout(120)
+def test_bad_preference_data_is_one_line_error(tmp_path, base_model):
+    bad = _write(tmp_path / "train.preference.jsonl", [_pair(0), {"prompt": [{"role": "user", "content": "x"}],
+                                                                  "chosen": "not messages", "rejected": []}])
+    res = CliRunner().invoke(main, ["dpo", "-d", str(bad), "-o", str(tmp_path / "o"), "--model", base_model])
+    assert res.exit_code == 2
+    err = res.stderr.strip()
+    assert err.startswith("error: ") and "\n" not in err and "train.preference.jsonl:2" in err and "chosen" in err, err
+    assert not (tmp_path / "o").exists()  # nothing half-written
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = CliRunner().invoke(main, ["dpo", "-d", str(empty), "-o", str(tmp_path / "o"), "--model", base_model])
+    # a directory without pairs: names what is missing
+    assert res.exit_code == 2 and "no train.preference.jsonl" in res.stderr, res.stderr
