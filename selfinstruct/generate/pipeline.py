@@ -24,6 +24,7 @@ from ..provenance import library_versions
 from .config import PipelineConfig, stable_hash
 from .context import Context
 from .engines import Engines
+from .ray_executor import require_ray
 from .registry import get_stage
 from .seeds import load_seed_tasks
 
@@ -69,6 +70,8 @@ def run_pipeline(cfg: PipelineConfig, out: Path, *, force: bool = False, quiet: 
                  backend: Backend | None = None) -> dict[str, StageSummary]:
     """`backend`: the caller's backend for every model stage (used, not closed)."""
     out = Path(out)
+    if cfg.executor == "ray":
+        require_ray()  # before anything runs: one line naming the extra to install
     seed_path = resolve_seed_path(cfg)
     seeds = load_seed_tasks(seed_path)
     ctx = Context(cfg=cfg, run_dir=out, seeds=seeds, engines=Engines(cfg, backend), quiet=quiet)
