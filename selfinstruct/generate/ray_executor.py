@@ -14,6 +14,7 @@ one-line error naming the extra to install."""
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol
@@ -159,6 +160,17 @@ class RayExecutor:
 
 
 def one_line(e: BaseException) -> str:
+    """The root cause of a failed Ray job, in one line: Ray wraps the user code's exception in several
+    layers, whose texts quote its traceback (its own line last) above Ray's advice on retries."""
+    raised: list[str] = []
+    for _ in range(10):
+        raised += [s.strip() for s in str(e).splitlines()
+                   if re.match(r"^[\w.]+(Error|Exception): ", s.strip()) and "UserCodeException" not in s]
+        inner = getattr(e, "cause", None) or e.__cause__
+        if not isinstance(inner, BaseException) or inner is e:
+            break
+        e = inner
+    if raised:
+        return raised[-1][:300]
     lines = [s.strip() for s in str(e).splitlines() if s.strip()]
-    return lines[-1][:300] if lines else type(e).__name__
-
+    return f"{type(e).__name__}: {lines[-1][:300]}" if lines else type(e).__name__
