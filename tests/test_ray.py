@@ -181,3 +181,29 @@ def test_without_ray_executor_ray_fails_in_one_line(tmp_path, monkeypatch):
     assert r.exit_code == 2 and "[ray]" in r.output and not (tmp_path / "run" / "bootstrap").exists()
     with pytest.raises(UserError, match="field 'executor': must be one of"):
         load_config(tmp_path / "local.yaml", {"executor": "dask"})
+
+
+def test_bootstrap_requests_fan_out_to_replicas_and_answers_match_one_engine(cluster):
+    """The generator's single writer stays in the driver; its requests spread over K replicas held by
+    Ray, and every answer is the one a single engine gives for that request (the pipeline test above
+    also runs its bootstrap this way, and its bytes equal the local run's)."""
+    from selfinstruct.backends import Request
+    from selfinstruct.backends.fake import FakeBackend, FakeOptions
+    from selfinstruct.generate.ray_executor import RayOptions
+    from selfinstruct.generate.ray_replicas import RayReplicas
+
+    backend = RayReplicas("fake", "fake", FakeOptions(capacity=3), RayOptions(replicas=2))
+    try:
+        reqs = [Request(f"Task {i}:", seed=i) for i in range(12)]
+        handles = [backend.start(r) for r in reqs]
+        assert sorted(set(backend.where.values())) == [0, 1]  # both replicas are used
+        assert backend.capacity(reqs[0]) == 6
+        backend.abort(handles[-2:])
+        got = {}
+        while out := backend.poll():
+            got.update(out)
+        assert sorted(got) == handles[:-2]
+        single = FakeBackend()
+        assert [got[h].text for h in handles[:-2]] == [single.answer(r) for r in reqs[:-2]]
+    finally:
+        backend.close()

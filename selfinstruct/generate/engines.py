@@ -14,6 +14,7 @@ from ..provenance import model_fingerprint
 from .config import PipelineConfig
 
 Key = tuple[str, str, tuple[str, ...]]
+RAY_BACKENDS = ("vllm", "fake")  # backends Ray runs as replicas (an OpenAI-compatible server stays a client here)
 
 
 class Engines:
@@ -55,9 +56,22 @@ class Engines:
                 for other in [k for k in self.open if backend_spec(k[0]).in_process]:
                     self.log(f"closing the {other[0]} engine of {other[1]} before starting {key[1]}")
                     self.open.pop(other).close()
-            self.open[key] = create_backend(key[0], self.model_path(stage), self.cfg.backend_options(stage),
-                                            seed=self.cfg.seed)
+            self.open[key] = self.replicas(stage) or create_backend(
+                key[0], self.model_path(stage), self.cfg.backend_options(stage), seed=self.cfg.seed)
         return self.open[key]
+
+    def replicas(self, stage: str) -> Backend | None:
+        """With `executor: ray`, a generator's requests fan out to `ray.replicas` engines held by Ray
+        (ray_replicas.py); the stage's single writer stays here. None: this process's own backend."""
+        if self.cfg.executor != "ray" or self.cfg.backend_of(stage) not in RAY_BACKENDS:
+            return None
+        from .ray_executor import Session
+        from .ray_replicas import RayReplicas
+
+        if self.ray is None:
+            self.ray = Session(self.cfg.ray)
+        return RayReplicas(self.cfg.backend_of(stage), self.model_path(stage), self.cfg.backend_options(stage),
+                           self.cfg.ray, seed=self.cfg.seed)
 
     def executor(self, stage: str):
         """The executor of a batch stage: Ray's when configured (and the backend has a Ray engine),
@@ -72,7 +86,8 @@ class Engines:
             engine = ray_engine(backend, self.model_path(stage), self.cfg.backend_options(stage), self.cfg.ray,
                                 seed=self.cfg.seed)
             if engine is not None:
-                for other in [k for k in self.open if backend_spec(k[0]).in_process]:
+                # engines held here or by Ray for an earlier stage give their memory to this one's replicas
+                for other in [k for k in self.open if backend_spec(k[0]).in_process or k[0] in RAY_BACKENDS]:
                     self.log(f"closing the {other[0]} engine of {other[1]}: {stage} runs on Ray")
                     self.open.pop(other).close()
                 if self.ray is None:
