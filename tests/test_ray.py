@@ -23,6 +23,7 @@ ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 pytestmark = pytest.mark.timeout(240)
 
 STAGES = "[bootstrap, classify, instances, filter, judge, select, export]"
+SHORT = "[bootstrap, classify, instances]"  # the fault tests: one batch stage after the generator is enough
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +35,10 @@ def cluster():
     ray.shutdown()
 
 
-def config(tmp_path: Path, executor: str = "local", **ray_opts):
+def config(tmp_path: Path, executor: str = "local", stages: str = STAGES, **ray_opts):
     p = tmp_path / f"{executor}.yaml"
     opts = {"replicas": 2, "batch_size": 3, "job_requests": 40, **ray_opts}
-    p.write_text(f"seed_tasks: {PROJECT_SEEDS}\nbackend: fake\nexecutor: {executor}\nstages: {STAGES}\n"
+    p.write_text(f"seed_tasks: {PROJECT_SEEDS}\nbackend: fake\nexecutor: {executor}\nstages: {stages}\n"
                  f"ray: {json.dumps(opts)}\n"
                  "bootstrap: {num_instructions: 24, requests_per_round: 4}\n"
                  "classify: {batch_size: 5}\ninstances: {batch_size: 4}\n"
@@ -50,14 +51,16 @@ def files(run: Path) -> dict[str, bytes]:
             if f.is_file() and f.name not in ("run.json", ".lock", "selfinstruct.log")}
 
 
-@pytest.fixture(scope="module")
-def local_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("local")
-    run_pipeline(config(tmp), tmp / "run", quiet=True)
+def local_files(tmp_path: Path, stages: str = STAGES) -> dict[str, bytes]:
+    """The local executor's run of the same config (the fake backend: a fraction of a second)."""
+    tmp = tmp_path / "local-run"
+    tmp.mkdir()
+    run_pipeline(config(tmp, stages=stages), tmp / "run", quiet=True)
     return files(tmp / "run")
 
 
-def test_ray_executor_writes_the_local_executors_bytes(cluster, local_run, tmp_path):
+def test_ray_executor_writes_the_local_executors_bytes(cluster, tmp_path):
+    local_run = local_files(tmp_path)
     cfg = config(tmp_path, "ray")
     assert cfg.executor == "ray" and cfg.ray.replicas == 2
     run_pipeline(cfg, tmp_path / "run", quiet=True)
@@ -100,7 +103,7 @@ class Crashing:
         return self.inner(batch)
 
 
-def test_a_replica_killed_mid_job_is_retried_to_the_same_result(cluster, local_run, tmp_path, monkeypatch):
+def test_a_replica_killed_mid_job_is_retried_to_the_same_result(cluster, tmp_path, monkeypatch):
     from selfinstruct.generate import ray_engines
 
     marker = tmp_path / "crash-once"
@@ -111,9 +114,9 @@ def test_a_replica_killed_mid_job_is_retried_to_the_same_result(cluster, local_r
                               batch_size=3, num_cpus=0.25).random_shuffle(seed=1)
 
     monkeypatch.setattr(ray_engines.FakeRayEngine, "process", process)
-    run_pipeline(config(tmp_path, "ray"), tmp_path / "run", quiet=True)
+    run_pipeline(config(tmp_path, "ray", stages=SHORT), tmp_path / "run", quiet=True)
     assert not marker.exists()  # a replica did die
-    assert files(tmp_path / "run") == local_run
+    assert files(tmp_path / "run") == local_files(tmp_path, SHORT)
 
 
 class Failing:
@@ -124,7 +127,7 @@ class Failing:
         raise RuntimeError("replica out of memory")
 
 
-def test_a_failed_job_commits_nothing_of_it_and_a_rerun_resumes(cluster, local_run, tmp_path, monkeypatch):
+def test_a_failed_job_commits_nothing_of_it_and_a_rerun_resumes(cluster, tmp_path, monkeypatch):
     from selfinstruct.generate import ray_engines
 
     original = ray_engines.FakeRayEngine.process
@@ -132,23 +135,25 @@ def test_a_failed_job_commits_nothing_of_it_and_a_rerun_resumes(cluster, local_r
 
     def process(self, ds):
         calls.append(1)
-        if len(calls) == 3:  # the third job fails: the batches of the first two are committed
+        if len(calls) == 2:  # the second job fails: the batches of the first are committed
             return ds.map_batches(Failing, concurrency=1, batch_size=3, num_cpus=0.25)
         return original(self, ds)
 
     monkeypatch.setattr(ray_engines.FakeRayEngine, "process", process)
-    cfg = config(tmp_path, "ray")
+    cfg = config(tmp_path, "ray", stages=SHORT, job_requests=12)
     with pytest.raises(Incomplete, match="replica out of memory") as e:
         run_pipeline(cfg, tmp_path / "run", quiet=True)
     assert "\n" not in str(e.value) and e.value.exit_code == 3
+    committed = json.loads((tmp_path / "run" / "classify" / "manifest.json").read_text())
+    assert committed["parts"] and not committed.get("complete")  # the first job's batches, no more
     monkeypatch.setattr(ray_engines.FakeRayEngine, "process", original)
     run_pipeline(cfg, tmp_path / "run", quiet=True)
-    assert files(tmp_path / "run") == local_run
+    assert files(tmp_path / "run") == local_files(tmp_path, SHORT)
 
 
-def test_kill_9_of_the_driver_then_a_rerun_gives_the_same_dataset(cluster, local_run, tmp_path):
+def test_kill_9_of_the_driver_then_a_rerun_gives_the_same_dataset(cluster, tmp_path):
     cfg_path = tmp_path / "ray.yaml"
-    config(tmp_path, "ray", job_requests=8)  # writes ray.yaml; small jobs: seconds apart, the kill lands between
+    config(tmp_path, "ray", stages=SHORT, job_requests=8)  # writes ray.yaml; small jobs: seconds apart, the kill lands between
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "selfinstruct.cli", "generate", "-c", str(cfg_path), "-o", str(run),
            "--executor", "ray", "--ray-address", cluster, "-q"]
@@ -163,7 +168,7 @@ def test_kill_9_of_the_driver_then_a_rerun_gives_the_same_dataset(cluster, local
     assert parts and not json.loads((run / "instances" / "manifest.json").read_text()).get("complete")
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert files(run) == local_run
+    assert files(run) == local_files(tmp_path, SHORT)
 
 
 def test_without_ray_executor_ray_fails_in_one_line(tmp_path, monkeypatch):
