@@ -64,8 +64,9 @@ class PipelineConfig:
     stages: list[str] = setting(factory=lambda: ["bootstrap", "classify", "instances", "filter", "export"],
                                 help="stages in order")
     executor: str = setting("local", choices=("local", "ray"), flag="--executor",
-                            help="where batch stages run: local (this process's backend) or ray (engine "
-                                 "replicas on a Ray cluster; pip install -e '.[ray]')")
+                            help="where the engines run: local (this process's backend) or ray (engine "
+                                 "replicas on a Ray cluster: batch stages as Ray Data jobs, the generator's "
+                                 "requests fanned out; pip install -e '.[ray]')")
     ray: RayOptions = setting(factory=RayOptions, help="the Ray cluster and replicas of executor: ray")
     max_consecutive_failures: int = setting(20, min=1, help="stop the run (re-run resumes) when this many "
                                                              "requests fail in a row: the server is down")
