@@ -6,7 +6,7 @@ RUN     ?= runs/default
 ARGS    ?=
 PYTEST_ARGS ?=
 
-.PHONY: help install prepare-model generate alpaca test test-unit finetune evaluate ablate dpo stats bench bench-dedup bench-generate bench-ifbench clean
+.PHONY: help install prepare-model generate alpaca test test-unit finetune evaluate ablate dpo stats bench bench-dedup bench-generate bench-ray bench-ifbench clean
 
 help:
 	@echo "make generate   install, prepare the embedded model, run $(CONFIG) -> $(RUN)"
@@ -75,6 +75,10 @@ bench-dedup: install
 
 bench-generate: prepare-model
 	$(BIN)/python bench/generate.py $(ARGS)
+
+# the Ray executor (ray.data.llm replicas) vs the local executor on the same requests
+bench-ray: prepare-model
+	$(BIN)/python bench/ray_executor.py $(ARGS)
 
 clean:
 	rm -rf runs .pytest_cache

