@@ -122,7 +122,7 @@ def finetune(config_path, data, out_dir, eval_data, no_eval, sets, resume, overw
 
     Settings: the `finetune:` section of CONFIG (or the defaults), then --set KEY=VALUE, then the
     dedicated flags: a flag wins over --set, which wins over the YAML file. Each flag from --model to
-    --merge sets one key of the `finetune:` section (see pipelines/finetune.yaml)."""
+    --packing sets one key of the `finetune:` section (see pipelines/finetune.yaml)."""
     from .train.config import load_finetune_config
     from .train.finetune import format_summary, run_finetune
 

@@ -42,7 +42,9 @@ class LoraOptions:
 
 
 @dataclass
-class FinetuneConfig:
+class TrainerSettings:
+    """The settings `finetune` (SFT) and `dpo` (DPO) mean the same thing by, declared once; each command's
+    config adds its own fields and may redeclare one with its own default and help (it keeps its place)."""
     model: str = setting(EMBEDDED_MODEL, help="Base model: HF id, local folder or embedded:smollm2-135m-instruct.")
     seed: int = setting(42, help="Seed of the trainer and of the data order.")
     learning_rate: float | None = setting(None, flag="--lr", min=0, min_exclusive=True,
@@ -63,7 +65,6 @@ class FinetuneConfig:
     model_dtype: str = setting("auto", choices=MODEL_DTYPES,
                                help="Weights as loaded (auto: float32, or bfloat16 for LoRA on a bf16 GPU).")
     gradient_checkpointing: bool = setting(False, help="Save GPU memory on big models (~20% slower).")
-    packing: bool = setting(False, help="Pack several examples into each sequence.")
     logging_steps: int = setting(5, min=1, help="Log the train loss every N steps.")
     eval_steps: int | None = setting(None, min=1, help="Also evaluate every N steps (default: before/after only).")
     save_steps: int = setting(100, min=1, help="Checkpoint every N steps (to OUT/checkpoints, for --resume).")
@@ -72,6 +73,11 @@ class FinetuneConfig:
     chat_template: str | None = setting(None, help="For models without a chat template: a tokenizer folder/id "
                                                    "or a .jinja file.")
     lora: LoraOptions = setting(factory=LoraOptions, help="LoRA settings.")
+
+
+@dataclass
+class FinetuneConfig(TrainerSettings):
+    packing: bool = setting(False, help="Pack several examples into each sequence.")
     sft_args: dict[str, Any] = setting(factory=dict, help="Any other trl.SFTConfig field (YAML or --set only).")
     source: str | None = setting(None, internal=True)  # the YAML file, when there is one
 
@@ -113,13 +119,12 @@ def check_trainer_args(args: dict[str, Any], key: str, config_class: str, err: E
 
 
 @dataclass
-class DpoConfig:
+class DpoConfig(TrainerSettings):
     """`selfinstruct dpo`: TRL's DPOTrainer on a run's preference pairs; the same training settings as
     `finetune` where they mean the same thing."""
     model: str = setting(EMBEDDED_MODEL, help="Policy to start from, usually the `finetune` output: a model folder, "
                                               "a LoRA adapter folder (merged into its base first: the reference "
                                               "model is the fine-tuned one), an HF id or the embedded alias.")
-    seed: int = setting(42, help="Seed of the trainer and of the data order.")
     learning_rate: float | None = setting(None, flag="--lr", min=0, min_exclusive=True,
                                           help="Learning rate (default: 1e-6 full, 2e-5 LoRA).")
     beta: float = setting(0.1, min=0, min_exclusive=True,
@@ -127,28 +132,8 @@ class DpoConfig:
     loss_type: list[str] = setting(factory=lambda: ["sigmoid"],
                                    help="trl.DPOConfig loss_type (a list in TRL 1.x; sigmoid: the DPO paper's loss).")
     epochs: float = setting(1.0, min=0, min_exclusive=True, help="Number of epochs (ignored when --max-steps is set).")
-    max_steps: int | None = setting(None, min=1, help="Stop after this many optimizer steps (overrides --epochs).")
     batch_size: int = setting(4, min=1, help="Per-device train batch size (pairs).")
-    eval_batch_size: int | None = setting(None, min=1, help="Per-device eval batch size (default: --batch-size).")
-    grad_accum: int = setting(1, min=1, help="Gradient accumulation steps.")
     max_length: int = setting(1024, min=8, help="Max tokens per sequence (prompt + answer), cut at the end.")
-    warmup: float = setting(0.0, min=0, help="Warmup: fraction of the steps (< 1) or number of steps (>= 1).")
-    lr_scheduler: str = setting("linear", help="Any transformers scheduler name: linear, cosine, constant, ...")
-    weight_decay: float = setting(0.0, min=0, help="Weight decay.")
-    max_grad_norm: float = setting(1.0, min=0, help="Gradient clipping norm.")
-    precision: str = setting("auto", choices=PRECISIONS,
-                             help="Mixed precision (auto: bf16, or fp16, on a GPU; fp32 on CPU).")
-    model_dtype: str = setting("auto", choices=MODEL_DTYPES,
-                               help="Weights as loaded (auto: float32, or bfloat16 for LoRA on a bf16 GPU).")
-    gradient_checkpointing: bool = setting(False, help="Save GPU memory on big models (~20% slower).")
-    logging_steps: int = setting(5, min=1, help="Log the train loss every N steps.")
-    eval_steps: int | None = setting(None, min=1, help="Also evaluate every N steps (default: before/after only).")
-    save_steps: int = setting(100, min=1, help="Checkpoint every N steps (to OUT/checkpoints, for --resume).")
-    save_total_limit: int = setting(2, min=1, help="Checkpoints kept while training.")
-    keep_checkpoints: bool = setting(False, help="Keep OUT/checkpoints after a finished run (default: deleted).")
-    chat_template: str | None = setting(None, help="For models without a chat template: a tokenizer folder/id "
-                                                   "or a .jinja file.")
-    lora: LoraOptions = setting(factory=LoraOptions, help="LoRA settings.")
     dpo_args: dict[str, Any] = setting(factory=dict, help="Any other trl.DPOConfig field (YAML or --set only).")
     source: str | None = setting(None, internal=True)  # the YAML file, when there is one
 
