@@ -98,23 +98,43 @@ def _echo_err(msg: str) -> None:
     click.echo(msg, file=terminal())  # the terminal's stderr, also while -q sends library output to a log
 
 
+def _stack(*options):
+    """One decorator from several click options (declared once, used by several commands)."""
+    def wrap(f):
+        for opt in reversed(options):
+            f = opt(f)
+        return f
+    return wrap
+
+
+def _trainer_options(section: str, settings, *, data: str, eval_data: str, no_eval: str, set_example: str):
+    """The options of a training command (`finetune`, `dpo`): its config section's YAML, data, output, the
+    settings derived from its config dataclass, resume and overwrite."""
+    return _stack(
+        click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), default=None,
+                     help=f"YAML with a `{section}:` section (see pipelines/{section}.yaml). Default: built-in defaults."),
+        click.option("-d", "--data", "data", required=True, type=click.Path(path_type=Path), help=data),
+        click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path),
+                     help="Output model folder (checkpoints go to OUT/checkpoints/)."),
+        click.option("--eval-data", type=click.Path(path_type=Path), default=None, help=eval_data),
+        click.option("--no-eval", is_flag=True, help=no_eval),
+        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                     help=f"Set any key of the `{section}:` section, value in YAML syntax (repeatable), e.g. "
+                          f"{set_example}."),
+        click_options(settings),
+        click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in OUT/checkpoints."),
+        click.option("--overwrite", is_flag=True, help="Replace a model/checkpoints already in OUT."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bars."),
+    )
+
+
 @main.command()
-@click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="YAML with a `finetune:` section (see pipelines/finetune.yaml). Default: built-in defaults.")
-@click.option("-d", "--data", "data", required=True, type=click.Path(path_type=Path),
-              help="Run dir (runs/x: uses runs/x/export/), export dir, or one file: prompt-completion or "
-                   "messages JSONL, or Alpaca JSON. A train.* file brings its eval.* sibling as the eval split.")
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path),
-              help="Output model folder (checkpoints go to OUT/checkpoints/).")
-@click.option("--eval-data", type=click.Path(path_type=Path), default=None, help="Eval split file (overrides DATA's).")
-@click.option("--no-eval", is_flag=True, help="Skip the eval split.")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Set any key of the `finetune:` section, value in YAML syntax (repeatable), e.g. "
-                   "--set lr_scheduler=cosine --set lora.target_modules=[q_proj,v_proj] --set sft_args.optim=adamw_torch.")
-@click_options(_FINETUNE_OPTIONS)
-@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in OUT/checkpoints.")
-@click.option("--overwrite", is_flag=True, help="Replace a model/checkpoints already in OUT.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@_trainer_options("finetune", _FINETUNE_OPTIONS,
+                  data="Run dir (runs/x: uses runs/x/export/), export dir, or one file: prompt-completion or "
+                       "messages JSONL, or Alpaca JSON. A train.* file brings its eval.* sibling as the eval split.",
+                  eval_data="Eval split file (overrides DATA's).", no_eval="Skip the eval split.",
+                  set_example="--set lr_scheduler=cosine --set lora.target_modules=[q_proj,v_proj] "
+                              "--set sft_args.optim=adamw_torch")
 @user_errors
 def finetune(config_path, data, out_dir, eval_data, no_eval, sets, resume, overwrite, quiet, **settings):
     """Supervised fine-tuning (TRL SFTTrainer) of a chat model on prompt-completion data, loss on the
@@ -158,31 +178,15 @@ def _eval_options(default_suites: str):
         click.option("--engine", type=click.Choice(["auto", "vllm", "transformers"]), default="auto", show_default=True,
                      help="Generation engine; auto: vLLM, falling back to transformers if vLLM cannot load a model."),
     ]
-
-    def wrap(f):
-        for opt in reversed(options):
-            f = opt(f)
-        return f
-    return wrap
+    return _stack(*options)
 
 
 @main.command()
-@click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="YAML with a `dpo:` section (see pipelines/dpo.yaml). Default: built-in defaults.")
-@click.option("-d", "--data", "data", required=True, type=click.Path(path_type=Path),
-              help="Preference run dir (uses RUN/export/train.preference.jsonl and eval.preference.jsonl), its "
-                   "export dir, or one preference JSONL file (a train.* file brings its eval.* sibling).")
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path),
-              help="Output model folder (checkpoints go to OUT/checkpoints/).")
-@click.option("--eval-data", type=click.Path(path_type=Path), default=None, help="Eval pairs file (overrides DATA's).")
-@click.option("--no-eval", is_flag=True, help="Skip the held-out pairs.")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Set any key of the `dpo:` section, value in YAML syntax (repeatable), e.g. --set beta=0.05 "
-                   "--set dpo_args.optim=adamw_torch.")
-@click_options(_DPO_OPTIONS)
-@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in OUT/checkpoints.")
-@click.option("--overwrite", is_flag=True, help="Replace a model/checkpoints already in OUT.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@_trainer_options("dpo", _DPO_OPTIONS,
+                  data="Preference run dir (uses RUN/export/train.preference.jsonl and eval.preference.jsonl), its "
+                       "export dir, or one preference JSONL file (a train.* file brings its eval.* sibling).",
+                  eval_data="Eval pairs file (overrides DATA's).", no_eval="Skip the held-out pairs.",
+                  set_example="--set beta=0.05 --set dpo_args.optim=adamw_torch")
 @user_errors
 def dpo(config_path, data, out_dir, eval_data, no_eval, sets, resume, overwrite, quiet, **settings):
     """Direct preference optimisation (TRL DPOTrainer) of a policy, usually the `finetune` output (a model
