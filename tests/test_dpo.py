@@ -97,3 +97,13 @@ def test_bad_preference_data_is_one_line_error(tmp_path, base_model):
     res = CliRunner().invoke(main, ["dpo", "-d", str(empty), "-o", str(tmp_path / "o"), "--model", base_model])
     # a directory without pairs: names what is missing
     assert res.exit_code == 2 and "no train.preference.jsonl" in res.stderr, res.stderr
+
+    # a LoRA adapter as the policy, DPO'd with --lora --no-merge: the new adapter would name the plain base
+    # (the SFT adapter is merged in memory), so it is refused before anything loads
+    adapter = tmp_path / "sft-adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base_model}))
+    res = CliRunner().invoke(main, ["dpo", "-d", str(tmp_path), "-o", str(tmp_path / "o"), "--model", str(adapter),
+                                    "--lora", "--no-merge"])
+    assert res.exit_code == 2 and "lora.merge" in res.stderr and "is a LoRA adapter" in res.stderr, res.stderr
+    assert not (tmp_path / "o").exists()

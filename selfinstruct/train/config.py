@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io.settings import Err, load_settings, setting
+from .loading import is_adapter_dir
 from ..models import EMBEDDED_MODEL
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -100,7 +101,7 @@ def check_model(model: str, err: Err, *, adapters: bool = False) -> None:
     if model.startswith((".", "/", "~")) and not p.exists():
         err("model", f"model path does not exist: {model}")
     if p.is_dir() and not (p / "config.json").is_file():
-        if not (adapters and (p / "adapter_config.json").is_file()):
+        if not (adapters and is_adapter_dir(p)):
             err("model", f"model folder has no config.json{' (nor adapter_config.json)' if adapters else ''}: {model}")
 
 
@@ -144,6 +145,11 @@ class DpoConfig(TrainerSettings):
 
     def check(self, err: Err) -> None:
         check_model(self.model, err, adapters=True)
+        if self.lora.enabled and not self.lora.merge and is_adapter_dir(Path(self.model).expanduser()):
+            # the SFT adapter is merged into its base in memory; a new adapter saved alone would name that
+            # base, not the SFT model, and loading it later would silently drop the SFT weights
+            err("lora.merge", f"{self.model} is a LoRA adapter: DPO with --lora on it must save merged (--merge), "
+                              "or start from a merged SFT model (finetune --merge)")
         if not self.loss_type:
             err("loss_type", "name at least one loss (e.g. [sigmoid])")
         check_trainer_args(self.dpo_args, "dpo_args", "DPOConfig", err)
