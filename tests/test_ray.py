@@ -219,3 +219,33 @@ def test_bootstrap_requests_fan_out_to_replicas_and_answers_match_one_engine(clu
         assert [got[h].text for h in handles[:-2]] == [single.answer(r) for r in reqs[:-2]]
     finally:
         backend.close()
+
+
+def test_a_dead_replica_fails_its_requests_and_gets_no_more(cluster):
+    """A replica whose actor dies is a dead server: its requests come back failed (never final data: the
+    stage stops with exit 3 and a re-run asks them again), the others are answered, new requests go to
+    the replicas still alive, and close() does not trip over the dead one."""
+    from selfinstruct.backends import Request
+    from selfinstruct.backends.fake import FakeBackend, FakeOptions
+    from selfinstruct.generate.ray_executor import RayOptions
+    from selfinstruct.generate.ray_replicas import RayReplicas
+
+    backend = RayReplicas("fake", "fake", FakeOptions(capacity=3), RayOptions(replicas=2))
+    try:
+        reqs = [Request(f"Task {i}:", seed=i) for i in range(8)]
+        handles = [backend.start(r) for r in reqs]
+        on_dead = {h for h in handles if backend.where[h] == 0}
+        ray.kill(backend.replicas[0])
+        got = {}
+        while out := backend.poll():
+            got.update(out)
+        assert sorted(got) == handles
+        assert all(got[h].error and "replica 0 died" in got[h].error for h in on_dead)
+        single = FakeBackend()
+        assert all(got[h].error is None and got[h].text == single.answer(r)
+                   for h, r in zip(handles, reqs) if h not in on_dead)
+        late = backend.start(Request("Task 99:", seed=99))
+        assert backend.where[late] == 1
+        assert dict(backend.poll())[late].text == single.answer(Request("Task 99:", seed=99))
+    finally:
+        backend.close()

@@ -15,7 +15,7 @@ from typing import Any, Hashable
 
 from ..backends import backend_spec, create_backend
 from ..backends.base import Backend, Completion, Request
-from .ray_executor import RayOptions
+from .ray_executor import RayOptions, one_line
 
 
 class Replica:
@@ -63,9 +63,10 @@ class RayReplicas(Backend):
         self.polls: dict[Any, int] = {}  # pending poll call -> replica
         self.next_key = 0
         self.cap: int | None = None
+        self.dead: dict[int, str] = {}  # replica -> why (its actor died; it gets no more requests)
 
     def start(self, request: Request) -> int:
-        r = min(range(len(self.replicas)), key=lambda i: self.load[i])
+        r = min(range(len(self.replicas)), key=lambda i: (i in self.dead, self.load[i]))
         self.next_key += 1
         self.queued[r].append((self.next_key, request))
         self.load[r] += 1
@@ -75,11 +76,13 @@ class RayReplicas(Backend):
     def poll(self) -> list[tuple[int, Completion]]:
         import ray
 
+        out: list[tuple[int, Completion]] = []
         for r, items in enumerate(self.queued):
-            if items:
+            if items and r in self.dead:
+                out += self.lost(r)
+            elif items:
                 self.replicas[r].submit.remote(items)  # a replica runs its calls in order: before its next poll
                 self.queued[r] = []
-        out: list[tuple[int, Completion]] = []
         while not out:
             busy = set(self.polls.values())
             for r in range(len(self.replicas)):
@@ -90,12 +93,28 @@ class RayReplicas(Backend):
             ray.wait(list(self.polls), num_returns=1)
             ready, _ = ray.wait(list(self.polls), num_returns=len(self.polls), timeout=0)  # all that are done
             for ref in ready:
-                self.polls.pop(ref)
-                for key, c in ray.get(ref):
+                r = self.polls.pop(ref)
+                try:
+                    done = ray.get(ref)
+                except ray.exceptions.RayError as e:
+                    # the replica's actor died: its requests failed, like a dead server's, and take the
+                    # pipeline's one failure path (the stage stops, exit 3, a re-run asks them again)
+                    self.dead[r] = one_line(e)
+                    out += self.lost(r)
+                    continue
+                for key, c in done:
                     if key in self.where:  # else: aborted meanwhile
                         self.load[self.where.pop(key)] -= 1
                         out.append((key, c))
         return out
+
+    def lost(self, r: int) -> list[tuple[int, Completion]]:
+        """Every request held by dead replica r, as a failed completion."""
+        keys = [k for k, where in self.where.items() if where == r]
+        for k in keys:
+            del self.where[k]
+        self.load[r], self.queued[r] = 0, []
+        return [(k, Completion("", error=f"Ray replica {r} died: {self.dead[r]}")) for k in keys]
 
     def abort(self, handles: list[int]) -> None:
         by: dict[int, list[int]] = {}
@@ -119,10 +138,13 @@ class RayReplicas(Backend):
         import ray
 
         replicas, self.replicas = getattr(self, "replicas", []), []
-        if replicas:
-            ray.get([a.close.remote() for a in replicas])  # engines verify they let their memory go
-            for a in replicas:
-                ray.kill(a)
+        for r, a in enumerate(replicas):
+            if r not in self.dead:
+                try:
+                    ray.get(a.close.remote())  # engines verify they let their memory go
+                except ray.exceptions.RayActorError:  # died since: nothing left to close
+                    pass
+            ray.kill(a)
 
 
 def has_gpus() -> bool:
