@@ -378,3 +378,46 @@ def test_train_modules_small_and_public():
             if isinstance(node, ast.ImportFrom):
                 private = [a.name for a in node.names if a.name.startswith("_") and not a.name.endswith("__")]
                 assert not private, f"{f.name} imports {private} from {node.module}"
+
+
+@pytest.mark.timeout(600)
+def test_an_adapter_is_merged_once_into_the_cache(base_model, tmp_path, monkeypatch):
+    """responses.model may be a LoRA adapter folder: it is merged into its base in a cache folder that
+    transformers (and vLLM) load as a plain model; a second call reuses it; a merge that another run
+    finished first is taken, not an error; no temporary folder is left behind."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from selfinstruct.train.loading import merged_adapter
+
+    monkeypatch.setenv("SELFINSTRUCT_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    peft = get_peft_model(AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32),
+                          LoraConfig(r=4, target_modules=["q_proj"], init_lora_weights=False))
+    adapter = tmp_path / "adapter"
+    peft.save_pretrained(adapter)
+    AutoTokenizer.from_pretrained(base_model).save_pretrained(adapter)
+    out = Path(merged_adapter(adapter, "d" * 64))
+    merged = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        got, want = merged(ids).logits, peft(ids).logits
+        plain = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)(ids).logits
+    # the adapter is in the weights: the merged model answers as base + adapter, not as the base
+    assert (got - want).abs().max() < 1e-2 < (got - plain).abs().max()
+    stamp = (out / "config.json").stat().st_mtime_ns
+    assert merged_adapter(adapter, "d" * 64) == str(out) and (out / "config.json").stat().st_mtime_ns == stamp
+    # another run finished the same merge while this one was merging: its folder is taken as it is
+    real_exists = Path.is_file
+    calls = {"n": 0}
+
+    def first_missing(p):
+        if p == out / "config.json" and calls["n"] == 0:
+            calls["n"] += 1
+            return False
+        return real_exists(p)
+    monkeypatch.setattr(Path, "is_file", first_missing)
+    assert merged_adapter(adapter, "d" * 64) == str(out)
+    monkeypatch.undo()
+    assert sorted(p.name for p in out.parent.iterdir()) == [out.name]  # no .tmp folders left

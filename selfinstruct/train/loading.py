@@ -50,14 +50,21 @@ def merged_adapter(adapter_dir: str | Path, digest: str) -> str:
     if (out / "config.json").is_file():
         return str(out)
     import shutil
+    import tempfile
 
-    from transformers import AutoTokenizer
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model = load_causal_lm(str(adapter_dir)).merge_and_unload()
-    model.save_pretrained(tmp, safe_serialization=True)
-    AutoTokenizer.from_pretrained(str(adapter_dir)).save_pretrained(tmp)
-    tmp.rename(out)  # whole or not at all: a crash leaves only the .tmp folder, redone next time
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # a folder of this process's own: two runs merging the same adapter never write into each other's
+    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent))
+    try:
+        model = load_causal_lm(str(adapter_dir)).merge_and_unload()
+        model.save_pretrained(tmp, safe_serialization=True)
+        load_tokenizer(str(adapter_dir)).save_pretrained(tmp)
+        tmp.rename(out)  # whole or not at all
+    except OSError:
+        if not (out / "config.json").is_file():  # not "another run finished the same merge first"
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return str(out)
 
 
