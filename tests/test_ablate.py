@@ -217,3 +217,18 @@ print("note-after", file=terminal(), flush=True)
     assert res.stderr.split() == ["note-inner", "note-outer", "note-after"] and res.stdout == ""
     assert (tmp_path / "outer.log").read_text() == "lib-outer\n"
     assert (tmp_path / "inner.log").read_text() == "lib-inner\n"
+
+
+def test_the_plan_record_does_not_depend_on_how_paths_are_spelled(judged_run, tmp_path, monkeypatch):
+    """A re-run with the same run and settings, named by other paths, reuses the fine-tunes."""
+    import dataclasses
+
+    from selfinstruct.ablate.command import plan_record
+    from selfinstruct.train.config import FinetuneConfig
+
+    cfg = FinetuneConfig(max_steps=3)
+    a = plan_record(make_plan(judged_run, ["random"], n=5), dataclasses.replace(cfg, source="./f.yaml"))
+    monkeypatch.chdir(judged_run.parent)
+    b = plan_record(make_plan(judged_run.name, ["random"], n=5), dataclasses.replace(cfg, source="f.yaml"))
+    assert a == b
+    assert a != plan_record(make_plan(judged_run, ["random"], n=5), dataclasses.replace(cfg, max_steps=4))

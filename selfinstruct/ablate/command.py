@@ -20,9 +20,11 @@ from typing import Any, Callable
 from ..io.console import library_output_to
 from ..io.errors import UserError
 from ..io.jsonl import atomic_write_json
+from ..io.settings import to_dict
 from ..report.run import load_json
 from ..train.config import FinetuneConfig
 from ..train.loading import SUMMARY_FILE
+from ..train.output import CHECKPOINT_DIR
 from .plan import HELD_OUT, Plan, make_plan, write_plan_data
 
 PLAN_FILE = "ablate.json"
@@ -39,6 +41,12 @@ def optimizer_steps(cfg: FinetuneConfig, n: int) -> int:
     if cfg.max_steps is not None:
         return cfg.max_steps
     return max(1, math.ceil(cfg.epochs * n / (cfg.batch_size * cfg.grad_accum)))
+
+
+def plan_record(plan: Plan, cfg: FinetuneConfig) -> dict[str, Any]:
+    """What OUT/ablate.json holds: the plan and the training settings (not `source`: the same YAML file may
+    be named by another path), compared on a re-run to reuse the finished fine-tunes."""
+    return {**plan.describe(), "finetune": to_dict(cfg)}
 
 
 def _check_plan(out: Path, wanted: dict[str, Any], overwrite: bool) -> None:
@@ -64,7 +72,7 @@ def run_ablate(run_dir: Path, out: Path, cfg: FinetuneConfig, *, selectors: list
     plan = make_plan(run_dir, selectors, fraction=fraction, n=n)
     steps = optimizer_steps(cfg, plan.n)
     cfg = dataclasses.replace(cfg, max_steps=steps)
-    wanted = {**plan.describe(), "finetune": dataclasses.asdict(cfg)}
+    wanted = plan_record(plan, cfg)
     _check_plan(out, wanted, overwrite)
     log(RULE)
     log(f"pool: {plan.pool_records} records of stage {plan.pool_stage}; held out: {len(plan.eval_ids)} records "
@@ -91,8 +99,11 @@ def _train_and_evaluate(plan: Plan, dirs: dict[str, Path], out: Path, cfg: Finet
         if (models[name] / SUMMARY_FILE).is_file():
             log(f"{name}: fine-tuned before with this plan, reused ({models[name]})")
             continue
-        log(f"{name}: fine-tuning on {len(plan.selections[name].examples)} examples ({plan.selections[name].rule})")
-        run_finetune(cfg, d, models[name], overwrite=True, quiet=quiet, log=log)
+        # a fine-tune interrupted with this plan goes on from its last checkpoint
+        resume = any((models[name] / CHECKPOINT_DIR).glob("checkpoint-*"))
+        log(f"{name}: fine-tuning on {len(plan.selections[name].examples)} examples ({plan.selections[name].rule})"
+            + (", from its last checkpoint" if resume else ""))
+        run_finetune(cfg, d, models[name], resume=resume, overwrite=not resume, quiet=quiet, log=log)
     names = list(models)
     compare = tuple((CHALLENGER, b) for b in BASELINES if CHALLENGER in names and b in names)
     summary = run_evaluate(cfg.model, str(models[names[0]]), out / HELD_OUT, out / "evaluation.jsonl",

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..generate.stages.export import DECONTAMINATED, split_ids
+from ..generate.config import PipelineConfig
+from ..generate.stages.export import DECONTAMINATED, ExportConfig, split_ids
 from ..generate.stages.select import ranking_key, rank_ids
 from ..io.errors import UserError
 from ..io.formats import to_formats
@@ -58,7 +59,7 @@ class Plan:
 
     def describe(self) -> dict[str, Any]:
         """What the trained models depend on (compared on a re-run to reuse finished fine-tunes)."""
-        return {"run": str(self.run), "pool_stage": self.pool_stage, "pool_records": self.pool_records,
+        return {"run": str(self.run.resolve()), "pool_stage": self.pool_stage, "pool_records": self.pool_records,
                 "eval_ids": hashlib.sha256("\n".join(sorted(self.eval_ids)).encode()).hexdigest(),
                 "eval_examples": len(self.eval_examples), "train_examples": self.train_examples, "n": self.n,
                 "selections": {k: {"rule": s.rule, "examples": len(s.examples), "records": s.records,
@@ -99,8 +100,9 @@ def make_plan(run_dir: Path, selectors: list[str], *, fraction: float | None = N
         raise UserError(f"name at least one selector ({', '.join(SELECTORS)})")
     run = open_run(Path(run_dir))
     export_cfg = run.config.get("export") or {}
-    seed = run.config.get("seed", 42) if seed is None else seed
-    eval_fraction = export_cfg.get("eval_fraction", 0.1) if eval_fraction is None else eval_fraction
+    seed = run.config.get("seed", PipelineConfig.seed) if seed is None else seed
+    if eval_fraction is None:
+        eval_fraction = export_cfg.get("eval_fraction", ExportConfig.eval_fraction)
     system = export_cfg.get("system_prompt")
     name = pool_stage(run)
     pool = _pool(run, name)

@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from ..io.errors import UserError
-from ..io.formats import FORMATS
+from ..io.formats import FORMATS, PREFERENCE
 from ..io.jsonl import read_regular
 from ..io.parquet import PARQUET, parquet_rows
 
 SPLITS = ("train", "eval")
-PREFERENCE = "preference"  # the preference export (train.preference.jsonl, eval.preference.jsonl)
 ORDER = (*FORMATS, PREFERENCE)  # configs in this order, the first present is the default; others after, by name
 JSON = "json"  # the builder that reads both .jsonl and .json (a JSON array, as Alpaca's file is)
 NOT_ALL_PARQUET = "Parquet, and not every format has a Parquet copy: the configs point at the JSON files"

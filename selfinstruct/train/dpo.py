@@ -15,7 +15,6 @@ construction; only the values after training say something."""
 from __future__ import annotations
 
 import copy
-import math
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -25,8 +24,8 @@ from ..io.errors import UserError
 from ..io.settings import to_dict
 from .config import DpoConfig
 from .loading import is_adapter_dir, load_causal_lm, load_tokenizer, quiet_libraries, resolve_any_model
-from .output import (CHECKPOINT_DIR, device_setup, finish_output, lora_config, make_output_dir, prepare_output,
-                     save_trained)
+from .output import (CHECKPOINT_DIR, device_setup, finish_output, fmt_metric, lora_config, make_output_dir,
+                     prepare_output, save_trained)
 from .pairs import PairFiles, load_pairs, resolve_pairs
 
 SUMMARY_FILE = "selfinstruct-dpo.json"
@@ -136,18 +135,14 @@ def run_dpo(cfg: DpoConfig, data: str | Path, out_dir: str | Path, *, eval_data:
     return summary
 
 
-def _fmt(x: float | None) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
-
-
 def format_dpo_summary(s: dict[str, Any], out_dir: str | Path) -> str:
     rows = [("pairs", f"train {s['train_pairs']}, eval {s['eval_pairs']}"),
             ("steps", f"{s['steps']} ({s['epochs']} epochs, {s['runtime_s']} s)"),
-            ("train loss", f"{_fmt(s['train_loss_first'])} -> {_fmt(s['train_loss_last'])} (first -> last logged)")]
+            ("train loss", f"{fmt_metric(s['train_loss_first'])} -> {fmt_metric(s['train_loss_last'])} (first -> last logged)")]
     b, a = s["eval_before"], s["eval_after"]
     for key, label in (("loss", "eval loss"), ("reward_accuracy", "reward accuracy"), ("reward_margin", "reward margin")):
         if key in a:
-            rows.append((label, f"{_fmt(b.get(key))} -> {_fmt(a.get(key))} (before -> after, held-out pairs)"))
+            rows.append((label, f"{fmt_metric(b.get(key))} -> {fmt_metric(a.get(key))} (before -> after, held-out pairs)"))
     what = {"full": "full model", "merged": "full model (LoRA merged)", "adapter": "LoRA adapter"}[s["kind"]]
     rows.append(("saved", f"{what} -> {out_dir}"))
     w = max(len(k) for k, _ in rows)

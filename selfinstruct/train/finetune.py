@@ -14,7 +14,6 @@ torch / transformers / trl / peft are imported inside the functions: `selfinstru
 """
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -26,8 +25,8 @@ from ..models import resolve_model
 from .config import FinetuneConfig
 from .data import DataFiles, load_examples, resolve_data
 from .loading import SUMMARY_FILE, load_causal_lm, load_tokenizer, quiet_libraries
-from .output import (CHECKPOINT_DIR, device_setup, finish_output, lora_config, make_output_dir, prepare_output,
-                     save_trained)
+from .output import (CHECKPOINT_DIR, device_setup, finish_output, fmt_metric, lora_config, make_output_dir,
+                     prepare_output, save_trained)
 
 
 def build_trainer(cfg: FinetuneConfig, files: DataFiles, out_dir: str | Path, *, quiet: bool = False):
@@ -159,11 +158,6 @@ def run_finetune(cfg: FinetuneConfig, data: str | Path, out_dir: str | Path, *, 
     }
     finish_output(trainer, out_dir, summary, SUMMARY_FILE, cfg.keep_checkpoints)
     return summary
-
-
-def fmt_metric(x: float | None) -> str:
-    """A loss or score for a table: 4 decimals, '-' when missing or NaN."""
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
 
 
 def format_summary(s: dict[str, Any], out_dir: str | Path) -> str:

@@ -7,6 +7,8 @@ the two produce the same kinds of folders: vLLM and transformers load either as 
 torch / transformers / peft are imported inside the functions: `selfinstruct --help` stays fast."""
 from __future__ import annotations
 
+import math
+
 import shutil
 from pathlib import Path
 from typing import Any
@@ -146,3 +148,8 @@ def finish_output(trainer, out_dir: Path, summary: dict[str, Any], summary_file:
         if not keep_checkpoints:
             shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
     trainer.accelerator.wait_for_everyone()
+
+
+def fmt_metric(x: float | None) -> str:
+    """A loss or score for a table: 4 decimals, '-' when missing or NaN."""
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"

@@ -105,19 +105,37 @@ class Export(SinkStage):
     def write(self, inputs, store) -> tuple[list[str], Counts]:
         st = self.cfg
         flagged = self.decontaminate(inputs, store) if st.decontaminate else {}
+        files, counts = [], Counts()
+        formats = [f for f in st.formats if f not in (PARQUET, PREFERENCE)]  # the SFT formats
+        if formats:
+            files += self.write_examples(inputs, store, flagged, formats, counts)
+        if PREFERENCE in st.formats:  # a preference run counts instructions by their source
+            files += self.write_pairs(inputs, store, flagged, counts)
+        if st.decontaminate:
+            from ...evals.decontaminate import COUNT_KEYS
+            files.append(DECONTAMINATED)
+            for reason, key in COUNT_KEYS.items():  # both, zeros too: "checked, none found"
+                counts.add(key, sum(1 for h in flagged.values() if h["reason"] == reason))
+        # last: the card's configs come from the files written above, its counts from decontamination too
+        from ...hub.card import CardSettings, write_card
+        files.append(write_card(store, counts, CardSettings(st.license, list(st.language))))
+        return files, counts
+
+    def write_examples(self, inputs, store, flagged: dict, formats: list[str], counts: Counts) -> list[str]:
+        """train/eval files of each SFT format (and Parquet copies); the eval split holds out instructions."""
+        st = self.cfg
         # two passes over the input instead of holding it: the split needs every id first
         ids = [r.id for r in inputs.records() if r.id not in flagged]
         eval_ids = split_ids(ids, st.eval_fraction, self.ctx.cfg.seed)
-        formats = [f for f in st.formats if f not in (PARQUET, PREFERENCE)]  # the SFT formats
         out = {split: {f: [] for f in formats} for split in ("train", "eval")}
         for r in inputs.records():
             if r.id in flagged:
                 continue
             split = "eval" if r.id in eval_ids else "train"
-            for ex in to_formats(r, st.system_prompt) if formats else ():
+            for ex in to_formats(r, st.system_prompt):
                 for f in formats:
                     out[split][f].append(ex[f])
-        files, counts = [], Counts()
+        files = []
         for split, by_fmt in out.items():
             for f, items in by_fmt.items():
                 if f == "alpaca":
@@ -131,20 +149,10 @@ class Export(SinkStage):
                     atomic_write_parquet(store.dir / f"{split}.{f}.{PARQUET}", items, f)
                     files.append(f"{split}.{f}.{PARQUET}")
                 counts.tallies[f"{split}_examples"] = len(items)
-        if PREFERENCE in st.formats:
-            files += self.write_pairs(inputs, store, flagged, counts)
-        else:  # (a preference run counts instructions by their source, in write_pairs)
+        if PREFERENCE not in st.formats:
             counts.add("train_instructions", len(ids) - len(eval_ids))
             counts.add("eval_instructions", len(eval_ids))
-        if st.decontaminate:
-            from ...evals.decontaminate import COUNT_KEYS
-            files.append(DECONTAMINATED)
-            for reason, key in COUNT_KEYS.items():  # both, zeros too: "checked, none found"
-                counts.add(key, sum(1 for h in flagged.values() if h["reason"] == reason))
-        # last: the card's configs come from the files written above, its counts from decontamination too
-        from ...hub.card import CardSettings, write_card
-        files.append(write_card(store, counts, CardSettings(st.license, list(st.language))))
-        return files, counts
+        return files
 
     def write_pairs(self, inputs, store, flagged: dict, counts: Counts) -> list[str]:
         """train/eval.preference.jsonl; the eval split holds out whole source instructions (all the prompts
