@@ -147,16 +147,21 @@ def finetune(config_path, data, out_dir, eval_data, no_eval, sets, resume, overw
     from .train.finetune import format_summary, run_finetune
 
     cfg = load_finetune_config(config_path, given(_FINETUNE_OPTIONS, settings), sets=sets)
+    _train(run_finetune, format_summary, cfg, data, out_dir, eval_data=eval_data, no_eval=no_eval, resume=resume,
+           overwrite=overwrite, quiet=quiet)
+
+
+def _train(run, fmt, cfg, data, out_dir, **kw) -> None:
+    """Run a trainer (finetune, dpo); Ctrl-C says how to go on; the summary is printed once (main process)."""
     try:
-        summary = run_finetune(cfg, data, out_dir, eval_data=eval_data, no_eval=no_eval, resume=resume,
-                               overwrite=overwrite, quiet=quiet, log=_echo_err)
+        summary = run(cfg, data, out_dir, log=_echo_err, **kw)
     except KeyboardInterrupt:
         click.echo("interrupted; re-run the same command with --resume to continue from the last checkpoint "
                    f"in {out_dir}/checkpoints", err=True)
         sys.exit(130)
     from accelerate import PartialState
     if PartialState().is_main_process:
-        click.echo(format_summary(summary, out_dir))
+        click.echo(fmt(summary, out_dir))
         click.echo(f"done: {out_dir}")
 
 
@@ -198,17 +203,8 @@ def dpo(config_path, data, out_dir, eval_data, no_eval, sets, resume, overwrite,
     from .train.dpo import format_dpo_summary, run_dpo
 
     cfg = load_dpo_config(config_path, given(_DPO_OPTIONS, settings), sets=sets)
-    try:
-        summary = run_dpo(cfg, data, out_dir, eval_data=eval_data, no_eval=no_eval, resume=resume,
-                          overwrite=overwrite, quiet=quiet, log=_echo_err)
-    except KeyboardInterrupt:
-        click.echo(f"interrupted; re-run the same command with --resume to continue from {out_dir}/checkpoints",
-                   err=True)
-        sys.exit(130)
-    from accelerate import PartialState
-    if PartialState().is_main_process:
-        click.echo(format_dpo_summary(summary, out_dir))
-        click.echo(f"done: {out_dir}")
+    _train(run_dpo, format_dpo_summary, cfg, data, out_dir, eval_data=eval_data, no_eval=no_eval, resume=resume,
+           overwrite=overwrite, quiet=quiet)
 
 
 @main.command()

@@ -54,7 +54,6 @@ def resolve_data(data: str | Path, eval_data: str | Path | None = None, no_eval:
     if not p.exists():
         raise UserError("data not found (expected a run directory, an export directory or a JSONL/JSON file)",
                         path=p)
-    ev: Path | None = None
     if p.is_dir():
         d = _export_dir(p)
         if d is None:
@@ -64,20 +63,22 @@ def resolve_data(data: str | Path, eval_data: str | Path | None = None, no_eval:
         if found is None:
             raise UserError("no train.prompt_completion.jsonl, train.messages.jsonl or train.alpaca.json", path=d)
         train, fmt = found
-        ev_file = d / train.name.replace("train.", "eval.", 1)
-        ev = ev_file if ev_file.is_file() else None
     else:
         train, fmt = p, "auto"
-        if p.name.startswith("train."):
-            sib = p.with_name("eval." + p.name[len("train."):])
-            ev = sib if sib.is_file() else None
-    if eval_data is not None:
-        ev = Path(eval_data)
-        if not ev.is_file():
-            raise UserError("eval data file not found", path=ev)
+    return DataFiles(train=train, eval=eval_split(train, eval_data, no_eval), fmt=fmt)
+
+
+def eval_split(train: Path, eval_data: str | Path | None = None, no_eval: bool = False) -> Path | None:
+    """The eval file that goes with a train file: `eval_data` if given, else a train.* file's eval.*
+    sibling when there is one; None with `no_eval`."""
     if no_eval:
-        ev = None
-    return DataFiles(train=train, eval=ev, fmt=fmt)
+        return None
+    if eval_data is not None:
+        if not Path(eval_data).is_file():
+            raise UserError("eval data file not found", path=eval_data)
+        return Path(eval_data)
+    sib = train.with_name("eval." + train.name[len("train."):]) if train.name.startswith("train.") else None
+    return sib if sib is not None and sib.is_file() else None
 
 
 def resolve_eval_data(data: str | Path) -> Path:

@@ -10,7 +10,7 @@ from typing import Any
 from ..io.errors import UserError
 from ..io.formats import PREFERENCE_FILE
 from ..io.jsonl import iter_jsonl
-from .data import check_messages
+from .data import check_messages, eval_split
 
 
 @dataclass
@@ -34,13 +34,7 @@ def resolve_pairs(data: str | Path, eval_data: str | Path | None = None, no_eval
                             "its export writes them)", path=d)
     else:
         train = p
-    sib = train.with_name("eval." + train.name[len("train."):]) if train.name.startswith("train.") else None
-    ev = sib if sib is not None and sib.is_file() else None
-    if eval_data is not None:
-        ev = Path(eval_data)
-        if not ev.is_file():
-            raise UserError("eval data file not found", path=ev)
-    return PairFiles(train=train, eval=None if no_eval else ev)
+    return PairFiles(train=train, eval=eval_split(train, eval_data, no_eval))
 
 
 def load_pairs(path: str | Path) -> list[dict[str, Any]]:
