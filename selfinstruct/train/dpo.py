@@ -24,8 +24,8 @@ from ..io.errors import UserError
 from ..io.settings import to_dict
 from .config import DpoConfig
 from .loading import is_adapter_dir, load_causal_lm, load_tokenizer, quiet_libraries, resolve_any_model
-from .output import (CHECKPOINT_DIR, device_setup, finish_output, fmt_metric, lora_config, make_output_dir,
-                     prepare_output, save_trained)
+from .output import (device_setup, finish_output, fmt_metric, lora_config, make_output_dir,
+                     prepare_output, save_trained, trainer_config)
 from .pairs import PairFiles, load_pairs, resolve_pairs
 
 SUMMARY_FILE = "selfinstruct-dpo.json"
@@ -61,31 +61,8 @@ def build_dpo_trainer(cfg: DpoConfig, files: PairFiles, out_dir: str | Path, *, 
         return Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows])
 
     eval_ds = as_dataset(eval_rows) if eval_rows else None
-    eval_strategy = "steps" if (eval_ds is not None and cfg.eval_steps) else "no"
-    args: dict[str, Any] = dict(
-        output_dir=str(out_dir / CHECKPOINT_DIR),
-        seed=cfg.seed, data_seed=cfg.seed,
-        learning_rate=cfg.effective_lr(), beta=cfg.beta, loss_type=list(cfg.loss_type),
-        num_train_epochs=cfg.epochs, max_steps=cfg.max_steps if cfg.max_steps else -1,
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.eval_batch_size or cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        max_length=cfg.max_length,
-        warmup_steps=cfg.warmup, lr_scheduler_type=cfg.lr_scheduler,
-        weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm,
-        bf16=precision == "bf16", fp16=precision == "fp16",
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        logging_steps=cfg.logging_steps, logging_first_step=True,
-        eval_strategy=eval_strategy, eval_steps=cfg.eval_steps if eval_strategy == "steps" else None,
-        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
-        report_to="none", disable_tqdm=quiet, dataloader_pin_memory=cuda,
-    )
-    args.update(cfg.dpo_args)
-    try:
-        dpo_args = DPOConfig(**args)
-    except (ValueError, TypeError) as e:
-        where = f" ({cfg.source})" if cfg.source else ""
-        raise UserError(f"invalid training arguments{where}: {str(e).splitlines()[0]}") from None
+    dpo_args = trainer_config(DPOConfig, cfg, out_dir, cuda=cuda, precision=precision, has_eval=eval_ds is not None,
+                              quiet=quiet, user=cfg.dpo_args, extra=dict(beta=cfg.beta, loss_type=list(cfg.loss_type)))
     trainer = DPOTrainer(model=model, ref_model=ref_model, args=dpo_args, train_dataset=as_dataset(train_rows),
                          eval_dataset=eval_ds, processing_class=tok, peft_config=peft_config)
     info = {"model_path": model_path, "precision": precision, "model_dtype": str(dtype).replace("torch.", ""),

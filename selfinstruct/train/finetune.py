@@ -25,8 +25,8 @@ from ..models import resolve_model
 from .config import FinetuneConfig
 from .data import DataFiles, load_examples, resolve_data
 from .loading import SUMMARY_FILE, load_causal_lm, load_tokenizer, quiet_libraries
-from .output import (CHECKPOINT_DIR, device_setup, finish_output, fmt_metric, lora_config, make_output_dir,
-                     prepare_output, save_trained)
+from .output import (device_setup, finish_output, fmt_metric, lora_config, make_output_dir,
+                     prepare_output, save_trained, trainer_config)
 
 
 def build_trainer(cfg: FinetuneConfig, files: DataFiles, out_dir: str | Path, *, quiet: bool = False):
@@ -55,39 +55,11 @@ def build_trainer(cfg: FinetuneConfig, files: DataFiles, out_dir: str | Path, *,
 
     train_ds = as_dataset(train_rows)
     eval_ds = as_dataset(eval_rows) if eval_rows else None
-    eval_strategy = "steps" if (eval_ds is not None and cfg.eval_steps) else "no"
-    args: dict[str, Any] = dict(
-        output_dir=str(out_dir / CHECKPOINT_DIR),
-        seed=cfg.seed, data_seed=cfg.seed,
-        learning_rate=cfg.effective_lr(),
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps if cfg.max_steps else -1,
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.eval_batch_size or cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        max_length=cfg.max_length,
-        warmup_steps=cfg.warmup,
-        lr_scheduler_type=cfg.lr_scheduler,
-        weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm,
-        bf16=precision == "bf16", fp16=precision == "fp16",
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        packing=cfg.packing,
-        completion_only_loss=True,  # prompt tokens are masked (-100) in the labels
-        assistant_only_loss=False,
-        logging_steps=cfg.logging_steps, logging_first_step=True,
-        eval_strategy=eval_strategy, eval_steps=cfg.eval_steps if eval_strategy == "steps" else None,
-        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
-        report_to="none",
-        disable_tqdm=quiet,
-        dataloader_pin_memory=cuda,
-    )
-    args.update(cfg.sft_args)
-    try:
-        sft_args = SFTConfig(**args)
-    except (ValueError, TypeError) as e:
-        where = f" ({cfg.source})" if cfg.source else ""
-        raise UserError(f"invalid training arguments{where}: {str(e).splitlines()[0]}") from None
+    sft_args = trainer_config(SFTConfig, cfg, out_dir, cuda=cuda, precision=precision, has_eval=eval_ds is not None,
+                              quiet=quiet, user=cfg.sft_args,
+                              extra=dict(packing=cfg.packing,
+                                         completion_only_loss=True,  # prompt tokens are masked (-100) in the labels
+                                         assistant_only_loss=False))
     trainer = SFTTrainer(model=model, args=sft_args, train_dataset=train_ds, eval_dataset=eval_ds,
                          processing_class=tok, peft_config=peft_config)
     if len(trainer.train_dataset) == 0:

@@ -153,3 +153,40 @@ def finish_output(trainer, out_dir: Path, summary: dict[str, Any], summary_file:
 def fmt_metric(x: float | None) -> str:
     """A loss or score for a table: 4 decimals, '-' when missing or NaN."""
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
+
+
+def trainer_config(config_class, cfg, out_dir: Path, *, cuda: bool, precision: str, has_eval: bool, quiet: bool,
+                   extra: dict[str, Any], user: dict[str, Any]):
+    """The trainer's config (trl.SFTConfig, trl.DPOConfig) from the settings both commands share, then
+    `extra` (the command's own), then `user` (sft_args / dpo_args); a bad value is a UserError."""
+    eval_strategy = "steps" if (has_eval and cfg.eval_steps) else "no"
+    args: dict[str, Any] = dict(
+        output_dir=str(Path(out_dir) / CHECKPOINT_DIR),
+        seed=cfg.seed, data_seed=cfg.seed,
+        learning_rate=cfg.effective_lr(),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps if cfg.max_steps else -1,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size or cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        max_length=cfg.max_length,
+        warmup_steps=cfg.warmup,
+        lr_scheduler_type=cfg.lr_scheduler,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        bf16=precision == "bf16", fp16=precision == "fp16",
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        logging_steps=cfg.logging_steps, logging_first_step=True,
+        eval_strategy=eval_strategy, eval_steps=cfg.eval_steps if eval_strategy == "steps" else None,
+        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
+        report_to="none",
+        disable_tqdm=quiet,
+        dataloader_pin_memory=cuda,
+    )
+    args.update(extra)
+    args.update(user)
+    try:
+        return config_class(**args)
+    except (ValueError, TypeError) as e:
+        where = f" ({cfg.source})" if cfg.source else ""
+        raise UserError(f"invalid training arguments{where}: {str(e).splitlines()[0]}") from None
