@@ -107,3 +107,33 @@ def test_bad_preference_data_is_one_line_error(tmp_path, base_model):
                                     "--lora", "--no-merge"])
     assert res.exit_code == 2 and "lora.merge" in res.stderr and "is a LoRA adapter" in res.stderr, res.stderr
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.timeout(1200)
+def test_dpo_lora_adapter_checkpoint_resume_and_an_adapter_policy(tmp_path, base_model, pairs_dir):
+    """What `dpo` shares with `finetune`: a LoRA adapter saved alone (--no-merge), checkpoints and
+    --resume; and a LoRA adapter folder as the policy (merged into its base, saved as a full model)."""
+    from selfinstruct.train.loading import load_causal_lm
+
+    out = tmp_path / "dpo-adapter"
+    args = ["dpo", "-d", str(pairs_dir), "-o", str(out), "--model", base_model, "--lora", "--no-merge",
+            "--batch-size", "4", "--max-length", "64", "--no-eval", "--save-steps", "1", "-q"]
+    res = CliRunner().invoke(main, args + ["--max-steps", "1", "--keep-checkpoints"])
+    assert res.exit_code == 0, res.output
+    assert (out / "checkpoints" / "checkpoint-1").is_dir() and (out / "adapter_config.json").is_file()
+    assert not (out / "config.json").exists()
+    res = CliRunner().invoke(main, args + ["--max-steps", "2"])  # no clobbering without --resume/--overwrite
+    assert res.exit_code == 2 and "--resume" in res.stderr
+    res = CliRunner().invoke(main, args + ["--max-steps", "2", "--resume"])
+    assert res.exit_code == 0, res.output
+    s = json.loads((out / "selfinstruct-dpo.json").read_text())
+    assert s["kind"] == "adapter" and s["steps"] == 2 and s["resumed_from"].endswith("checkpoint-1")
+    assert hasattr(load_causal_lm(str(out)), "peft_config")  # loads on its base
+
+    # that adapter as the policy of a full DPO: merged first, saved as a plain model folder
+    full = tmp_path / "dpo-full"
+    res = CliRunner().invoke(main, ["dpo", "-d", str(pairs_dir), "-o", str(full), "--model", str(out),
+                                    "--batch-size", "4", "--max-length", "64", "--no-eval", "--max-steps", "1", "-q"])
+    assert res.exit_code == 0, res.output
+    assert (full / "config.json").is_file() and not (full / "adapter_config.json").exists()
+    assert not hasattr(load_causal_lm(str(full)), "peft_config")

@@ -109,6 +109,8 @@ def test_pairs_are_best_against_worst_and_every_drop_has_its_reason(pref_run):
     out = CliRunner().invoke(main, ["stats", str(run), "--no-plots"])  # the drops per reason are in stats
     assert out.exit_code == 0, out.output
     assert all(reason in out.output for reason in {r["reason"] for r in dropped}), out.output
+    export = json.loads((run / "export" / "manifest.json").read_text())["counts"]  # pairs, not examples
+    assert f"export: train {export['train_pairs']} pairs / {export['train_instructions']} instructions" in out.output
 
 
 @pytest.mark.parametrize("scores, lengths, why", [

@@ -32,7 +32,8 @@ CLASSIFY_STAGE, INSTANCES_STAGE, EXPORT_STAGE = "classify", "instances", "export
 # export's `decontaminate` setting leaves out records that copy benchmark prompts: tallies in its manifest,
 # shown as the export's record drops too
 DECONTAMINATED = ("decontaminated_rouge", "decontaminated_ngram")
-EXPORT_TALLIES = ("train_examples", "eval_examples", "train_instructions", "eval_instructions") + DECONTAMINATED
+EXPORT_TALLIES = ("train_examples", "eval_examples", "train_pairs", "eval_pairs", "train_instructions",
+                  "eval_instructions") + DECONTAMINATED
 
 
 def stage_section(stage: StageDir, prev_out: int | None) -> StageSection:

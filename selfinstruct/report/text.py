@@ -64,9 +64,11 @@ def _stages(rep: Report) -> list[str]:
     for st in rep.stages:
         if st.export is not None:
             e = st.export
-            lines.append(f"  export: train {e.get('train_examples', 0):,} examples / "
-                     f"{e.get('train_instructions', 0):,} instructions, eval {e.get('eval_examples', 0):,} / "
-                     f"{e.get('eval_instructions', 0):,}")
+            for unit in ("examples", "pairs"):  # SFT examples, preference pairs, or both
+                if f"train_{unit}" in e or (unit == "examples" and "train_pairs" not in e):
+                    lines.append(f"  export: train {e.get(f'train_{unit}', 0):,} {unit} / "
+                                 f"{e.get('train_instructions', 0):,} instructions, eval {e.get(f'eval_{unit}', 0):,} / "
+                                 f"{e.get('eval_instructions', 0):,}")
             if "decontaminated_rouge" in e:
                 rouge, ngram = e.get("decontaminated_rouge", 0), e.get("decontaminated_ngram", 0)
                 lines.append(f"  export: left out {rouge + ngram:,} records matching benchmark prompts (ROUGE-L F1 "

@@ -49,7 +49,9 @@ def build_dpo_trainer(cfg: DpoConfig, files: PairFiles, out_dir: str | Path, *, 
     tok = load_tokenizer(model_path, cfg.model, cfg.chat_template)
     model = load_causal_lm(model_path, cfg.model, dtype=dtype)
     if is_adapter_dir(model_path):
-        model = model.merge_and_unload()  # the SFT adapter is part of the policy, and of the reference
+        # the SFT adapter is part of the policy, and of the reference; PEFT loaded the base frozen: the
+        # merged weights are all trainable again (with --lora, the new adapter freezes them itself)
+        model = model.merge_and_unload().requires_grad_(True)
     if cfg.gradient_checkpointing:
         model.config.use_cache = False
     peft_config = lora_config(cfg.lora)
