@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..io.settings import Err, load_settings, setting
 from .loading import is_adapter_dir
@@ -74,18 +74,21 @@ class TrainerSettings:
     chat_template: str | None = setting(None, help="For models without a chat template: a tokenizer folder/id "
                                                    "or a .jinja file.")
     lora: LoraOptions = setting(factory=LoraOptions, help="LoRA settings.")
+    source: str | None = setting(None, internal=True)  # the YAML file, when there is one
+    default_lr: ClassVar[tuple[float, float]] = (2e-5, 2e-4)  # (full, LoRA) when learning_rate is not set
+
+    def effective_lr(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        full, lora = self.default_lr
+        return lora if self.lora.enabled else full
 
 
 @dataclass
 class FinetuneConfig(TrainerSettings):
     packing: bool = setting(False, help="Pack several examples into each sequence.")
     sft_args: dict[str, Any] = setting(factory=dict, help="Any other trl.SFTConfig field (YAML or --set only).")
-    source: str | None = setting(None, internal=True)  # the YAML file, when there is one
-
-    def effective_lr(self) -> float:
-        if self.learning_rate is not None:
-            return self.learning_rate
-        return 2e-4 if self.lora.enabled else 2e-5
+    default_lr: ClassVar[tuple[float, float]] = (2e-5, 2e-4)
 
     def check(self, err: Err) -> None:
         check_model(self.model, err)
@@ -136,12 +139,7 @@ class DpoConfig(TrainerSettings):
     batch_size: int = setting(4, min=1, help="Per-device train batch size (pairs).")
     max_length: int = setting(1024, min=8, help="Max tokens per sequence (prompt + answer), cut at the end.")
     dpo_args: dict[str, Any] = setting(factory=dict, help="Any other trl.DPOConfig field (YAML or --set only).")
-    source: str | None = setting(None, internal=True)  # the YAML file, when there is one
-
-    def effective_lr(self) -> float:
-        if self.learning_rate is not None:
-            return self.learning_rate
-        return 2e-5 if self.lora.enabled else 1e-6
+    default_lr: ClassVar[tuple[float, float]] = (1e-6, 2e-5)
 
     def check(self, err: Err) -> None:
         check_model(self.model, err, adapters=True)
