@@ -8,7 +8,7 @@ import click
 
 from . import __version__
 from .io.console import terminal
-from .io.errors import user_errors
+from .io.errors import UserError, user_errors
 from .generate.config import PipelineConfig
 from .io.settings import click_options, given, options_of
 from .train.config import DpoConfig, FinetuneConfig
@@ -192,8 +192,11 @@ def _eval_options(default_suites: str):
                        "export dir, or one preference JSONL file (a train.* file brings its eval.* sibling).",
                   eval_data="Eval pairs file (overrides DATA's).", no_eval="Skip the held-out pairs.",
                   set_example="--set beta=0.05 --set dpo_args.optim=adamw_torch")
+@click.option("--iterations", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Rounds of new pairs (DATA's preference pipeline, answered by the newest model) and DPO, "
+                   "each in OUT/iteration-N/ (Self-Rewarding LMs); a re-run redoes nothing finished.")
 @user_errors
-def dpo(config_path, data, out_dir, eval_data, no_eval, sets, resume, overwrite, quiet, **settings):
+def dpo(config_path, data, out_dir, eval_data, no_eval, sets, resume, overwrite, quiet, iterations, **settings):
     """Direct preference optimisation (TRL DPOTrainer) of a policy, usually the `finetune` output (a model
     folder or a LoRA adapter folder), on a preference run's pairs. Reports the DPO loss and reward accuracy
     on the held-out pairs before and after; saves a model folder vLLM and transformers load (or an adapter).
@@ -203,6 +206,14 @@ def dpo(config_path, data, out_dir, eval_data, no_eval, sets, resume, overwrite,
     from .train.dpo import format_dpo_summary, run_dpo
 
     cfg = load_dpo_config(config_path, given(_DPO_OPTIONS, settings), sets=sets)
+    if iterations > 1:
+        from .train.iterate import format_iterations, run_iterations
+        if resume or overwrite or eval_data:
+            raise UserError("--iterations resumes by itself and takes each iteration's own eval pairs: leave out "
+                            "--resume, --overwrite and --eval-data (delete OUT to start over)")
+        click.echo(format_iterations(run_iterations(cfg, data, out_dir, iterations, no_eval=no_eval, quiet=quiet,
+                                                    log=_echo_err)))
+        return
     _train(run_dpo, format_dpo_summary, cfg, data, out_dir, eval_data=eval_data, no_eval=no_eval, resume=resume,
            overwrite=overwrite, quiet=quiet)
 

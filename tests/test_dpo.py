@@ -137,3 +137,45 @@ def test_dpo_lora_adapter_checkpoint_resume_and_an_adapter_policy(tmp_path, base
     assert res.exit_code == 0, res.output
     assert (full / "config.json").is_file() and not (full / "adapter_config.json").exists()
     assert not hasattr(load_causal_lm(str(full)), "peft_config")
+
+
+@pytest.mark.timeout(1200)
+def test_iterations_make_new_pairs_with_the_newest_model_and_resume(tmp_path, base_model):
+    """--iterations 2: iteration 1 trains on DATA's pairs; iteration 2 makes new pairs with DATA's own
+    preference pipeline answered by iteration 1's model, then trains that model; a re-run redoes nothing.
+    (The pairs come from the deterministic fake backend; the two DPO runs are real, one step each.)"""
+    from selfinstruct.generate.config import load_config
+    from selfinstruct.generate.pipeline import run_pipeline
+
+    from .conftest import PROJECT_SEEDS
+
+    (tmp_path / "sft.yaml").write_text(f"seed_tasks: {PROJECT_SEEDS}\nbackend: fake\n"
+                                       "bootstrap: {num_instructions: 16, requests_per_round: 4}\n")
+    run_pipeline(load_config(tmp_path / "sft.yaml"), tmp_path / "sft", quiet=True)
+    (tmp_path / "pref.yaml").write_text(
+        f"backend: fake\nstages: [responses, judge, pairs, export]\n"
+        f"responses: {{source: {tmp_path / 'sft'}, model: {base_model}, samples: 4, batch_size: 4}}\n"
+        "pairs: {min_margin: 1.0, length_guard: false}\nexport: {eval_fraction: 0.25, formats: [preference]}\n")
+    run_pipeline(load_config(tmp_path / "pref.yaml"), tmp_path / "pref", quiet=True)
+    out = tmp_path / "dpo"
+    args = ["dpo", "-d", str(tmp_path / "pref"), "-o", str(out), "--model", base_model, "--iterations", "2",
+            "--max-steps", "1", "--batch-size", "4", "--max-length", "64", "-q"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    rows = json.loads((out / "iterations.json").read_text())
+    assert [r["policy"] for r in rows] == [base_model, str(out / "iteration-1" / "model")]
+    assert rows[0]["pairs"] == str(tmp_path / "pref") and rows[1]["pairs"] == str(out / "iteration-2" / "preference")
+    second = json.loads((out / "iteration-2" / "preference" / "run.json").read_text())
+    assert second["config"]["responses"]["model"] == str(out / "iteration-1" / "model")  # the newest policy
+    assert second["config"]["judge"] == json.loads((tmp_path / "pref" / "run.json").read_text())["config"]["judge"]
+    for i in (1, 2):
+        s = json.loads((out / f"iteration-{i}" / "model" / "selfinstruct-dpo.json").read_text())
+        assert s["steps"] == 1 and (out / f"iteration-{i}" / "model" / "config.json").is_file()
+    stamp = (out / "iteration-2" / "model" / "selfinstruct-dpo.json").stat().st_mtime_ns
+    res = CliRunner().invoke(main, args)  # resumed: nothing redone
+    assert res.exit_code == 0 and res.output.count("trained before, reused") == 2, res.output
+    assert (out / "iteration-2" / "model" / "selfinstruct-dpo.json").stat().st_mtime_ns == stamp
+    res = CliRunner().invoke(main, args + ["--resume"])
+    assert res.exit_code == 2 and "--iterations resumes by itself" in res.stderr
+    res = CliRunner().invoke(main, [*args[:2], str(tmp_path / "sft" / "export"), *args[3:]])
+    assert res.exit_code == 2 and "preference run directory" in res.stderr
