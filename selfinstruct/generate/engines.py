@@ -28,6 +28,7 @@ class Engines:
         self.open: dict[Key, Backend] = {}
         self.paths: dict[str, str] = {}  # model name -> what the backend loads
         self.ray = None  # ray_executor.Session, opened by the first stage that runs on Ray
+        self.adapters: dict[str, dict[str, Any]] = {}  # adapter folder -> its fingerprint
 
     def key(self, stage: str) -> Key:
         opts = self.cfg.backend_options(stage)
@@ -40,7 +41,7 @@ class Engines:
         if self.given is None and backend_spec(self.cfg.backend_of(stage)).local_model:
             if name not in self.paths:
                 if is_adapter_dir(Path(name).expanduser()):  # finetune --no-merge: merged once, cached
-                    digest = model_fingerprint(name)["adapter_sha256"]
+                    digest = self.adapter_fingerprint(name)["adapter_sha256"]
                     self.paths[name] = merged_adapter(Path(name).expanduser(), digest)
                 else:
                     self.paths[name] = resolve_model(name)
@@ -52,8 +53,14 @@ class Engines:
         if self.given is not None:
             return {"name": name, "backend": self.given.kind}
         if is_adapter_dir(Path(name).expanduser()):  # the adapter's own files (and its merged folder's)
-            return {**model_fingerprint(name), "merged": model_fingerprint(name, self.model_path(stage))}
+            return {**self.adapter_fingerprint(name), "merged": model_fingerprint(name, self.model_path(stage))}
         return model_fingerprint(name, self.model_path(stage))
+
+    def adapter_fingerprint(self, name: str) -> dict[str, Any]:
+        """An adapter folder's fingerprint, hashed once (its digest also names the merged folder)."""
+        if name not in self.adapters:
+            self.adapters[name] = model_fingerprint(name)
+        return self.adapters[name]
 
     def get(self, stage: str) -> Backend:
         if self.given is not None:
