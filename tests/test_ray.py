@@ -249,3 +249,73 @@ def test_a_dead_replica_fails_its_requests_and_gets_no_more(cluster):
         assert dict(backend.poll())[late].text == single.answer(Request("Task 99:", seed=99))
     finally:
         backend.close()
+
+
+@pytest.mark.parametrize("gpus", [False, True])
+def test_replicas_are_placed_by_the_clusters_resources(cluster, tmp_path, monkeypatch, gpus):
+    """What Ray's LLM processor is asked for (no engine starts): exactly `replicas` engines (a fixed pool,
+    not an autoscaling one that starts its later replicas only under a backlog), each over tensor x
+    pipeline parallel workers: on a GPU cluster one GPU bundle per worker and vLLM's GPU settings, on a
+    CPU cluster one CPU bundle each and the CPU settings. Decided by the cluster, not by this process's
+    platform (a driver on a CPU-only head node places its replicas on the GPU nodes)."""
+    from ray.data.llm import build_processor
+
+    from selfinstruct.backends.vllm_engine import VllmOptions
+    from selfinstruct.generate import ray_engines
+    from selfinstruct.generate.ray_executor import RayOptions
+
+    monkeypatch.setattr(ray_engines, "cluster_has_gpus", lambda: gpus)
+    for tp, pp in ((1, 1), (2, 2)):
+        # vllm.tensor_parallel_size is the in-process engine's: a Ray replica takes the shape Ray reserved
+        engine = ray_engines.VllmRayEngine(str(tmp_path), VllmOptions(tensor_parallel_size=4), RayOptions(
+            replicas=8, tensor_parallel_size=tp, pipeline_parallel_size=pp))
+        (stage,) = build_processor(engine.config()).stages.values()  # the vLLM stage alone: ours are off
+        kw, args = stage.map_batches_kwargs, stage.fn_constructor_kwargs["engine_kwargs"]
+        assert (kw["compute"].min_size, kw["compute"].max_size) == (8, 8)
+        assert (args.get("tensor_parallel_size", 1), args.get("pipeline_parallel_size", 1)) == (tp, pp)
+        assert ("enable_chunked_prefill" in args) is (not gpus)  # off on CPU only
+        assert (args["gpu_memory_utilization"] == 0.9) is gpus
+        if tp * pp == 1:  # one process per engine, on one GPU (or one CPU share)
+            assert args["distributed_executor_backend"] == "uni"
+            assert (kw.get("num_gpus"), kw.get("num_cpus")) == ((1, None) if gpus else (None, 1.0))
+        else:  # vLLM's Ray executor places the 4 workers of each engine in a placement group
+            assert args["distributed_executor_backend"] == "ray" and kw["num_gpus"] == 0
+            n_bundles, _, placement = kw["ray_remote_args_fn"].args
+            assert n_bundles == 4
+            if gpus:
+                assert placement is None  # Ray's default: 4 x {"GPU": 1, "CPU": 1}, packed
+            else:
+                assert [b["CPU"] for b in placement["bundles"]] == [1] * 4
+                assert not any(b.get("GPU") for b in placement["bundles"])
+
+
+def test_vllm_settings_of_the_driver_reach_the_workers_of_a_cluster(cluster):
+    """VLLM_BATCH_INVARIANT=1 (or any VLLM_ variable) set for `selfinstruct generate` applies to its
+    replicas on a cluster it connects to, whose workers have the environment `ray start` had."""
+    script = ("import os, ray\n"
+              "from selfinstruct.generate.ray_executor import RayOptions, Session\n"
+              f"s = Session(RayOptions(address={cluster!r}))\n"
+              "env = lambda: (os.environ.get('VLLM_BATCH_INVARIANT'), os.environ.get('OTHER'))\n"
+              "print(ray.get(ray.remote(num_cpus=0.25)(env).remote()))\n"
+              "s.close()\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), VLLM_BATCH_INVARIANT="1", OTHER="x")
+    r = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1] == "('1', None)"
+
+
+def test_a_replicas_engine_takes_the_shape_ray_reserved():
+    """The bootstrap's replica actors (and the batch stages' replicas, above) run engines of exactly
+    `ray.tensor_parallel_size` x `ray.pipeline_parallel_size` workers, whatever the in-process engine's
+    `vllm.tensor_parallel_size`; the fake backend's options pass as they are."""
+    from selfinstruct.backends.fake import FakeOptions
+    from selfinstruct.backends.vllm_engine import VllmOptions
+    from selfinstruct.generate import ray_engines
+    from selfinstruct.generate.ray_executor import RayOptions
+
+    shaped = ray_engines.replica_options(VllmOptions(tensor_parallel_size=4, extra={"max_num_seqs": 1}),
+                                         RayOptions(tensor_parallel_size=2, pipeline_parallel_size=3))
+    assert shaped.tensor_parallel_size == 2 and shaped.extra == {"max_num_seqs": 1, "pipeline_parallel_size": 3}
+    assert ray_engines.replica_options(FakeOptions(capacity=3), RayOptions(tensor_parallel_size=2)) == \
+        FakeOptions(capacity=3)

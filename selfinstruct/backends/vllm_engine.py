@@ -123,9 +123,11 @@ def cpu_memory_fraction(model_path: str) -> float:
 
 def engine_kwargs(model_path: str, *, max_model_len: int, dtype: str = "auto",
                   gpu_memory_utilization: float | None = None, seed: int = 0, enforce_eager: bool = False,
-                  trust_remote_code: bool = False, tensor_parallel_size: int = 1) -> dict:
-    """Arguments for vllm.LLM, with the settings this project needs on CPU machines."""
-    cpu = on_cpu()
+                  trust_remote_code: bool = False, tensor_parallel_size: int = 1, cpu: bool | None = None) -> dict:
+    """Arguments for vllm.LLM, with the settings this project needs on CPU machines. `cpu`: whether the
+    engine runs on CPUs (default: this machine's platform; a Ray job's replicas run where the cluster
+    puts them, so it decides from the cluster's resources)."""
+    cpu = on_cpu() if cpu is None else cpu
     if dtype == "auto" and (Path(model_path) / "selfinstruct-prepared.json").exists():
         dtype = "float32"  # the embedded 135M model: bf16 (vLLM's CPU default) visibly hurts its answers
     if gpu_memory_utilization is None:
@@ -141,6 +143,16 @@ def engine_kwargs(model_path: str, *, max_model_len: int, dtype: str = "auto",
         kwargs["max_num_batched_tokens"] = max(max_model_len, 8192)
     if tensor_parallel_size != 1:
         kwargs["tensor_parallel_size"] = tensor_parallel_size
+    return kwargs
+
+
+def engine_args(model_path: str, opts: VllmOptions, seed: int = 0, cpu: bool | None = None) -> dict:
+    """vllm.LLM's arguments for `opts` (the project's settings, then `opts.extra` over them)."""
+    kwargs = engine_kwargs(model_path, max_model_len=opts.max_model_len, dtype=opts.dtype,
+                           gpu_memory_utilization=opts.gpu_memory_utilization, seed=seed,
+                           enforce_eager=opts.enforce_eager, trust_remote_code=opts.trust_remote_code,
+                           tensor_parallel_size=opts.tensor_parallel_size, cpu=cpu)
+    kwargs.update(opts.extra)
     return kwargs
 
 
@@ -162,12 +174,7 @@ class VllmBackend(Backend):
 
     def __init__(self, model_path: str, opts, seed: int = 0):
         self.model = model_path
-        kwargs = engine_kwargs(model_path, max_model_len=opts.max_model_len, dtype=opts.dtype,
-                               gpu_memory_utilization=opts.gpu_memory_utilization, seed=seed,
-                               enforce_eager=opts.enforce_eager, trust_remote_code=opts.trust_remote_code,
-                               tensor_parallel_size=opts.tensor_parallel_size)
-        kwargs.update(opts.extra)
-        self.llm = start_llm(**kwargs)
+        self.llm = start_llm(**engine_args(model_path, opts, seed=seed))
         self.tokenizer = self.llm.get_tokenizer()
         self._next_id = 0
 

@@ -5,14 +5,15 @@ into the `Completion` the local backend makes for the same request, so the stage
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
+from functools import cached_property
 from typing import Any
 
 from ..backends.base import Completion, Request
 from ..backends.chat import chat_token_ids
 from ..backends.fake import FakeBackend, FakeOptions
-from ..backends.vllm_engine import VllmOptions, engine_kwargs, on_cpu
-from .ray_executor import RayOptions
+from ..backends.vllm_engine import VllmOptions, engine_args
+from .ray_executor import RayOptions, cluster_has_gpus
 
 # CPU share of our small per-row tasks: on a machine with few cores, whole CPUs for them would leave
 # none for the engine actors, which then wait forever
@@ -26,20 +27,29 @@ class VllmRayEngine:
     its detokenize stage is off too: the text is vLLM's own, as the in-process engine returns it."""
 
     def __init__(self, model_path: str, opts: VllmOptions, ray_opts: RayOptions, seed: int = 0):
-        from transformers import AutoTokenizer
+        self.model, self.opts, self.ray_opts, self.seed = model_path, opts, ray_opts, seed
 
-        self.model, self.opts, self.ray_opts = model_path, opts, ray_opts
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=opts.trust_remote_code)
-        kwargs = engine_kwargs(model_path, max_model_len=opts.max_model_len, dtype=opts.dtype,
-                               gpu_memory_utilization=opts.gpu_memory_utilization, seed=seed,
-                               enforce_eager=opts.enforce_eager, trust_remote_code=opts.trust_remote_code,
-                               tensor_parallel_size=ray_opts.tensor_parallel_size)
-        kwargs.update(opts.extra)
-        kwargs.pop("model")
-        if ray_opts.pipeline_parallel_size != 1:
-            kwargs["pipeline_parallel_size"] = ray_opts.pipeline_parallel_size
-        self.engine_kwargs = kwargs
-        self.eos = stop_token_ids(self.tokenizer, model_path)
+    @cached_property
+    def on_gpus(self) -> bool:
+        """Whether the replicas run on GPUs: decided by the cluster's resources (once connected), not by
+        this process's platform."""
+        return cluster_has_gpus()
+
+    @cached_property
+    def vllm_args(self) -> dict[str, Any]:
+        args = engine_args(self.model, replica_options(self.opts, self.ray_opts), seed=self.seed,
+                           cpu=not self.on_gpus)
+        del args["model"]  # Ray's config names it apart
+        return args
+
+    @cached_property
+    def tokenizer(self):
+        from transformers import AutoTokenizer
+        return AutoTokenizer.from_pretrained(self.model, trust_remote_code=self.opts.trust_remote_code)
+
+    @cached_property
+    def eos(self) -> set[int]:
+        return stop_token_ids(self.tokenizer, self.model)
 
     def row(self, request: Request) -> dict[str, Any]:
         r = request
@@ -62,10 +72,12 @@ class VllmRayEngine:
         o = self.ray_opts
         workers = o.tensor_parallel_size * o.pipeline_parallel_size
         extra: dict[str, Any] = {}
-        if on_cpu():  # no GPUs to place the engine's workers on: one CPU bundle each
+        if not self.on_gpus:  # no GPUs to place the engine's workers on: one CPU bundle each
             extra["placement_group_config"] = {"bundles": [{"CPU": 1}] * workers}
+        # (n, n): a pool of exactly n replicas; a bare n would be an autoscaling pool of 1..n, whose
+        # later replicas start (minutes each) only once Ray sees a backlog
         return vLLMEngineProcessorConfig(
-            model_source=self.model, engine_kwargs=self.engine_kwargs, concurrency=o.replicas,
+            model_source=self.model, engine_kwargs=self.vllm_args, concurrency=(o.replicas, o.replicas),
             batch_size=o.batch_size, chat_template_stage=False, tokenize_stage=False, detokenize_stage=False,
             # its metrics import ray.serve, which ray[data] does not install
             log_engine_metrics=False, **extra)
@@ -97,6 +109,18 @@ class VllmRayEngine:
         if any(full.startswith(s, len(text)) for s in request.stop if len(full) > len(text)):
             return "stop"
         return "length"
+
+
+def replica_options(options: Any, ray_opts: RayOptions) -> Any:
+    """A Ray replica's engine options: the replica's shape (`ray.tensor_parallel_size` x
+    `ray.pipeline_parallel_size`) over the in-process engine's `vllm.tensor_parallel_size`, so that an
+    engine uses exactly the devices Ray reserved for it. Other backends' options are as given."""
+    if not isinstance(options, VllmOptions):
+        return options
+    extra = dict(options.extra)
+    if ray_opts.pipeline_parallel_size != 1:
+        extra["pipeline_parallel_size"] = ray_opts.pipeline_parallel_size
+    return replace(options, tensor_parallel_size=ray_opts.tensor_parallel_size, extra=extra)
 
 
 def stop_token_ids(tokenizer, model_path: str) -> set[int]:

@@ -56,6 +56,13 @@ def require_ray():
     return ray
 
 
+def cluster_has_gpus() -> bool:
+    """Whether the connected cluster has GPUs: where engine replicas run, whatever this process runs on
+    (a driver on a CPU-only head node still places its replicas on the GPU nodes)."""
+    import ray
+    return bool(ray.cluster_resources().get("GPU"))
+
+
 class RayEngine(Protocol):
     """What runs the rows of a job. `row(request)`: the columns of one request (prompt as token ids,
     sampling parameters with its seed); `process(dataset)`: the dataset of answers, in any order, every
@@ -80,6 +87,9 @@ class Session:
         self.owned = not ray.is_initialized()
         if self.owned:
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            # vLLM's settings in this process's environment (VLLM_BATCH_INVARIANT, ...) reach the replicas
+            # on every node: they run in Ray's workers, whose environment is the one `ray start` had
+            env = {k: v for k, v in os.environ.items() if k.startswith("VLLM_")}
             if opts.address:
                 kwargs["address"] = opts.address
             else:
@@ -87,7 +97,9 @@ class Session:
                 # cores (2 here) the vLLM actor and the read tasks wait for each other forever.
                 kwargs["num_cpus"] = opts.num_cpus or max(4, os.cpu_count() or 1)
                 # workers import the same selfinstruct as this process (a checkout, not another install)
-                kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": package_root()}}
+                env["PYTHONPATH"] = package_root()
+            if env:
+                kwargs["runtime_env"] = {"env_vars": env}
             ray.init(**kwargs)
 
     def close(self) -> None:

@@ -15,7 +15,8 @@ from typing import Any, Hashable
 
 from ..backends import backend_spec, create_backend
 from ..backends.base import Backend, Completion, Request
-from .ray_executor import RayOptions, one_line
+from .ray_engines import replica_options
+from .ray_executor import RayOptions, cluster_has_gpus, one_line
 
 
 class Replica:
@@ -54,8 +55,9 @@ class RayReplicas(Backend):
         gpus = ray_opts.tensor_parallel_size * ray_opts.pipeline_parallel_size
         # an in-process engine needs its GPUs on the replica's node; on a CPU machine, a share of a CPU
         # (the engine runs in its own process; Ray must not wait for whole CPUs that are not there)
-        resources = {"num_gpus": gpus} if backend_spec(backend).in_process and has_gpus() else {"num_cpus": 0.25}
+        resources = {"num_gpus": gpus} if backend_spec(backend).in_process and cluster_has_gpus() else {"num_cpus": 0.25}
         actor = ray.remote(**resources)(Replica)
+        options = replica_options(options, ray_opts)
         self.replicas = [actor.remote(backend, model, options, seed) for _ in range(ray_opts.replicas)]
         self.queued: list[list[tuple[int, Request]]] = [[] for _ in self.replicas]
         self.load = [0] * len(self.replicas)  # requests started on each, not finished
@@ -145,8 +147,3 @@ class RayReplicas(Backend):
                 except ray.exceptions.RayActorError:  # died since: nothing left to close
                     pass
             ray.kill(a)
-
-
-def has_gpus() -> bool:
-    import ray
-    return bool(ray.cluster_resources().get("GPU"))
