@@ -8,12 +8,14 @@ that can be killed) connected to the test's cluster:
      commits the in-process engine's bytes;
   B. the same instances stage again, its driver killed (kill -9) mid-job: the job's replica goes with
      it, and a re-run resumes to the same bytes.
+Two more run a tensor-parallel and a pipeline-parallel replica against in-process engines of the same shape.
 Kept small: every replica start costs tens of seconds on 2 CPU cores."""
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,6 +31,12 @@ ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 REPLICA = "MapBatches(vLLMEngineStageUDF)"  # in the process title of a ray.data.llm vLLM replica
+
+
+def start_cluster(**env: str) -> str:
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), **env}})
+    return ray.get_runtime_context().gcs_address
 
 
 def config(tmp_path: Path, executor: str) -> Path:
@@ -95,10 +103,8 @@ def test_ray_vllm_replicas_write_the_in_process_engines_bytes_through_kills(tmp_
     answered = stage_rows(tmp_path / "local", "instances") + stage_rows(tmp_path / "local", "instances", rejects=True)
     assert len(boot) == len(answered) >= 4  # every instruction got its answer (kept or rejected)
 
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+    address = start_cluster()
     try:
-        address = ray.get_runtime_context().gcs_address
         cfg = config(tmp_path, "ray")
 
         # A: the instances job's replica killed once a first answer is committed
@@ -130,3 +136,64 @@ def test_ray_vllm_replicas_write_the_in_process_engines_bytes_through_kills(tmp_
         assert files(run_b) == local
     finally:
         ray.shutdown()
+
+
+SHAPES = {
+    # the embedded model's 9 attention and 3 KV heads split 3 ways
+    "tensor": ("tensor_parallel_size: 3", "tensor_parallel_size: 3, enforce_eager: true, extra: {max_num_seqs: 1}",
+               "TP", 3),
+    # its 30 layers in 2 stages; compiled (vLLM 0.32's CPU pipeline parallelism fails with enforce_eager:
+    # its second stage finds no buffer for the first stage's activations)
+    "pipeline": ("pipeline_parallel_size: 2", "enforce_eager: false, extra: {max_num_seqs: 1, pipeline_parallel_size: 2}",
+                 "PP", 2),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_a_parallel_replica_writes_the_in_process_engines_bytes(tmp_path, monkeypatch, shape):
+    """A replica of several workers (`ray.tensor_parallel_size` / `ray.pipeline_parallel_size`): its actor
+    holds one CPU bundle per worker and runs vLLM's workers as its own processes (vLLM's CPU platform has
+    no Ray executor; on GPUs vLLM's Ray executor places them, see test_ray.py), and it writes the bytes of
+    the in-process engine of the same shape (tensor parallelism changes the order of the sums: a single
+    worker would be no reference)."""
+    ray_shape, vllm_shape, tag, n = SHAPES[shape]
+    # several workers on 2 cores: unbound (vLLM binds one NUMA node per worker, and there is one), one
+    # thread each (more, and they spin against each other for minutes)
+    env = {"OMP_NUM_THREADS": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+
+    def shaped_config(executor: str):
+        p = tmp_path / f"{executor}.yaml"
+        p.write_text(f"seed_tasks: {PROJECT_SEEDS}\nexecutor: {executor}\nstages: [bootstrap, classify, instances]\n"
+                     f"ray: {{replicas: 1, batch_size: 4, {ray_shape}}}\n"
+                     f"vllm: {{max_model_len: 1024, {vllm_shape}}}\n"
+                     "bootstrap: {backend: fake, num_instructions: 6, requests_per_round: 4}\n"
+                     "classify: {backend: fake}\ninstances: {batch_size: 3, sampling: {max_tokens: 16}}\n")
+        return load_config(p)
+
+    run_pipeline(shaped_config("local"), tmp_path / "local", quiet=True)
+    start_cluster(**env)
+    workers: set[str] = set()  # vLLM's worker processes seen under a Ray replica
+    done = threading.Event()
+
+    def watch():
+        while not done.wait(0.2):
+            for r in replicas():
+                try:
+                    workers.update(" ".join(c.cmdline()).strip() for c in r.children(recursive=True))
+                except psutil.Error:
+                    pass
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        run_pipeline(shaped_config("ray"), tmp_path / "ray", quiet=True)
+    finally:
+        done.set()
+        watcher.join()
+        ray.shutdown()
+    assert {f"VLLM::Worker_{tag}{i}" for i in range(n)} <= workers, workers
+    assert files(tmp_path / "ray") == files(tmp_path / "local")
+    answered = stage_rows(tmp_path / "local", "instances") + stage_rows(tmp_path / "local", "instances", rejects=True)
+    assert len(answered) == len(stage_rows(tmp_path / "local", "bootstrap")) >= 4

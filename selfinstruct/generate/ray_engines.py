@@ -40,6 +40,10 @@ class VllmRayEngine:
         args = engine_args(self.model, replica_options(self.opts, self.ray_opts), seed=self.seed,
                            cpu=not self.on_gpus)
         del args["model"]  # Ray's config names it apart
+        if not self.on_gpus and self.ray_opts.tensor_parallel_size * self.ray_opts.pipeline_parallel_size > 1:
+            # vLLM's CPU platform has no Ray executor (Ray's LLM processor picks it for several workers):
+            # its own processes, on the replica's node, with the replica's CPU bundles
+            args.setdefault("distributed_executor_backend", "mp")
         return args
 
     @cached_property
