@@ -1,7 +1,8 @@
 """executor: ray. With the same completions (the deterministic fake backend, run in Ray actors) the Ray
 executor makes exactly the local executor's decisions and writes the same bytes; a replica killed
 mid-job is retried by Ray to the same result; a job that fails for good commits nothing of it and a
-re-run resumes; `kill -9` of the driver and a re-run give the same dataset. One local Ray cluster for
+re-run resumes; `kill -9` of the driver and a re-run give the same dataset. Also what Ray is asked to
+place for a replica on GPU and CPU clusters (no engine starts). One local Ray cluster for
 the module (started and stopped here); every test has a hard timeout (a misplaced actor waits forever)."""
 import json
 import os
@@ -285,6 +286,7 @@ def test_replicas_are_placed_by_the_clusters_resources(cluster, tmp_path, monkey
         else:  # vLLM's CPU platform has no Ray executor: its own 4 processes, in an actor holding 4 CPUs
             assert args["distributed_executor_backend"] == "mp"
             assert (kw.get("num_gpus"), kw["num_cpus"]) == (None, 4.0) and "ray_remote_args_fn" not in kw
+
 
 def test_vllm_settings_of_the_driver_reach_the_workers_of_a_cluster(cluster):
     """VLLM_BATCH_INVARIANT=1 (or any VLLM_ variable) set for `selfinstruct generate` applies to its
