@@ -40,3 +40,10 @@ def stage_rows(run: Path, stage: str, rejects: bool = False) -> list:
     from selfinstruct.io.shards import read_stage_rows
 
     return list(read_stage_rows(run / stage, rejects=rejects))
+
+
+def run_files(run: Path) -> dict[str, bytes]:
+    """Every file a run wrote, by path, with its bytes; less what differs between equal runs (its
+    run.json names the config file, the lock and the log)."""
+    return {str(f.relative_to(run)): f.read_bytes() for f in sorted(run.rglob("*"))
+            if f.is_file() and f.name not in ("run.json", ".lock", "selfinstruct.log")}

@@ -18,7 +18,7 @@ from selfinstruct.generate.config import load_config
 from selfinstruct.generate.pipeline import run_pipeline
 from selfinstruct.io.errors import Incomplete, UserError
 
-from .conftest import PROJECT_SEEDS, ROOT
+from .conftest import PROJECT_SEEDS, ROOT, run_files
 
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 pytestmark = pytest.mark.timeout(240)
@@ -47,17 +47,12 @@ def config(tmp_path: Path, executor: str = "local", stages: str = STAGES, **ray_
     return load_config(p)
 
 
-def files(run: Path) -> dict[str, bytes]:
-    return {str(f.relative_to(run)): f.read_bytes() for f in sorted(run.rglob("*"))
-            if f.is_file() and f.name not in ("run.json", ".lock", "selfinstruct.log")}
-
-
 def local_files(tmp_path: Path, stages: str = STAGES) -> dict[str, bytes]:
     """The local executor's run of the same config (the fake backend: a fraction of a second)."""
     tmp = tmp_path / "local-run"
     tmp.mkdir()
     run_pipeline(config(tmp, stages=stages), tmp / "run", quiet=True)
-    return files(tmp / "run")
+    return run_files(tmp / "run")
 
 
 def without_config_hash(card: bytes) -> list[bytes]:
@@ -69,7 +64,7 @@ def test_ray_executor_writes_the_local_executors_bytes(cluster, tmp_path):
     cfg = config(tmp_path, "ray")
     assert cfg.executor == "ray" and cfg.ray.replicas == 2
     run_pipeline(cfg, tmp_path / "run", quiet=True)
-    got = files(tmp_path / "run")
+    got = run_files(tmp_path / "run")
     assert sorted(got) == sorted(local_run)
     for name in local_run:  # every part, reject file, manifest and export file
         if name == "export/README.md":  # the dataset card names the config's hash, and `executor` is in it
@@ -124,7 +119,7 @@ def test_a_replica_killed_mid_job_is_retried_to_the_same_result(cluster, tmp_pat
     monkeypatch.setattr(ray_engines.FakeRayEngine, "process", process)
     run_pipeline(config(tmp_path, "ray", stages=SHORT), tmp_path / "run", quiet=True)
     assert not marker.exists()  # a replica did die
-    assert files(tmp_path / "run") == local_files(tmp_path, SHORT)
+    assert run_files(tmp_path / "run") == local_files(tmp_path, SHORT)
 
 
 class Failing:
@@ -156,7 +151,7 @@ def test_a_failed_job_commits_nothing_of_it_and_a_rerun_resumes(cluster, tmp_pat
     assert committed["parts"] and not committed.get("complete")  # the first job's batches, no more
     monkeypatch.setattr(ray_engines.FakeRayEngine, "process", original)
     run_pipeline(cfg, tmp_path / "run", quiet=True)
-    assert files(tmp_path / "run") == local_files(tmp_path, SHORT)
+    assert run_files(tmp_path / "run") == local_files(tmp_path, SHORT)
 
 
 def test_kill_9_of_the_driver_then_a_rerun_gives_the_same_dataset(cluster, tmp_path):
@@ -176,7 +171,7 @@ def test_kill_9_of_the_driver_then_a_rerun_gives_the_same_dataset(cluster, tmp_p
     assert parts and not json.loads((run / "instances" / "manifest.json").read_text()).get("complete")
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert files(run) == local_files(tmp_path, SHORT)
+    assert run_files(run) == local_files(tmp_path, SHORT)
 
 
 def test_without_ray_executor_ray_fails_in_one_line(tmp_path, monkeypatch):

@@ -25,7 +25,7 @@ import pytest
 from selfinstruct.generate.config import load_config
 from selfinstruct.generate.pipeline import run_pipeline
 
-from .conftest import PROJECT_SEEDS, ROOT, stage_rows
+from .conftest import PROJECT_SEEDS, ROOT, run_files, stage_rows
 
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -53,13 +53,13 @@ def config(tmp_path: Path, executor: str) -> Path:
     return p
 
 
-def files(run: Path) -> dict[str, bytes]:
-    return {str(f.relative_to(run)): f.read_bytes() for f in sorted(run.rglob("*"))
-            if f.is_file() and f.name not in ("run.json", ".lock", "selfinstruct.log")}
-
-
 def replicas() -> list[psutil.Process]:
     return [p for p in psutil.process_iter(["cmdline"]) if REPLICA in " ".join(p.info["cmdline"] or [])]
+
+
+def answered(run: Path) -> int:
+    """Instructions the instances stage answered, kept or rejected."""
+    return len(stage_rows(run, "instances")) + len(stage_rows(run, "instances", rejects=True))
 
 
 def instances_parts(run: Path) -> int:
@@ -98,10 +98,9 @@ class Driver:
 
 def test_ray_vllm_replicas_write_the_in_process_engines_bytes_through_kills(tmp_path):
     run_pipeline(load_config(config(tmp_path, "local")), tmp_path / "local", quiet=True)
-    local = files(tmp_path / "local")
-    boot = stage_rows(tmp_path / "local", "bootstrap")
-    answered = stage_rows(tmp_path / "local", "instances") + stage_rows(tmp_path / "local", "instances", rejects=True)
-    assert len(boot) == len(answered) >= 4  # every instruction got its answer (kept or rejected)
+    local = run_files(tmp_path / "local")
+    total = answered(tmp_path / "local")
+    assert total == len(stage_rows(tmp_path / "local", "bootstrap")) >= 4  # every instruction got its answer
 
     address = start_cluster()
     try:
@@ -114,10 +113,10 @@ def test_ray_vllm_replicas_write_the_in_process_engines_bytes_through_kills(tmp_
         wait_for(lambda: (run_a / "instances").exists() and instances_parts(run_a) >= 1, p, "instances part")
         (killed,) = replicas()
         killed.kill()
-        assert instances_parts(run_a) < len(answered)  # rows were still to come: the kill was mid-job
+        assert instances_parts(run_a) < total  # rows were still to come: the kill was mid-job
         wait_for(lambda: any(r.pid != killed.pid for r in replicas()), p, "restarted replica")
         driver.finish(p)
-        assert files(run_a) == local
+        assert run_files(run_a) == local
 
         # B: the driver killed mid-job (bootstrap and classify as A left them: instances alone runs again)
         run_b = tmp_path / "b"
@@ -127,13 +126,13 @@ def test_ray_vllm_replicas_write_the_in_process_engines_bytes_through_kills(tmp_
         wait_for(lambda: (run_b / "instances").exists() and instances_parts(run_b) >= 1, p, "instances part")
         p.kill()
         p.wait()
-        assert 1 <= instances_parts(run_b) < len(answered) and not instances_complete(run_b)
+        assert 1 <= instances_parts(run_b) < total and not instances_complete(run_b)
         deadline = time.time() + 60  # Ray ends the dead driver's job: its replica (and engine) goes too
         while replicas() and time.time() < deadline:
             time.sleep(0.5)
         assert not replicas()
         driver.finish(driver.start())
-        assert files(run_b) == local
+        assert run_files(run_b) == local
     finally:
         ray.shutdown()
 
@@ -194,6 +193,5 @@ def test_a_parallel_replica_writes_the_in_process_engines_bytes(tmp_path, monkey
         watcher.join()
         ray.shutdown()
     assert {f"VLLM::Worker_{tag}{i}" for i in range(n)} <= workers, workers
-    assert files(tmp_path / "ray") == files(tmp_path / "local")
-    answered = stage_rows(tmp_path / "local", "instances") + stage_rows(tmp_path / "local", "instances", rejects=True)
-    assert len(answered) == len(stage_rows(tmp_path / "local", "bootstrap")) >= 4
+    assert run_files(tmp_path / "ray") == run_files(tmp_path / "local")
+    assert answered(tmp_path / "local") == len(stage_rows(tmp_path / "local", "bootstrap")) >= 4
