@@ -3,7 +3,9 @@
 Each answer is a pure function of the request (prompt + seed), like a seeded LLM, and recognises the
 prompt shapes of the built-in stages: numbered task lists (bootstrap), "Is it classification?",
 "Class label:" (output-first instances), "Task: ...\\n" (input-first instances), Alpaca's
-"N. Instruction:" and the judge's rubrics (a scripted judge, `judge_rule`; it ignores `Request.choices`).
+"N. Instruction:" and the judge's rubrics (a scripted judge, `judge_rule`: the score in the place of
+each rubric, the score alone when `Request.choices` asks for structured output, "Rating: N/A" where a
+real engine could not say it).
 Some answers are deliberately bad (too short, blocked keywords, unparseable, copies of a
 demonstration, a judge's "Rating: N/A") so that every reject path is exercised. Requests finish in a
 random order, a random number per poll, so that tests see the ordering problems a real engine causes."""
@@ -57,10 +59,16 @@ def _task_list(rng: random.Random, prompt: str, first: int) -> list[str]:
     return [f"Task {first + i}: {t}" if i else t for i, t in enumerate(tasks)]
 
 
-# A judge prompt shows the answer between these (the built-in rubrics of generate/prompts.py).
-_JUDGED = re.compile(r"\[Response\]\n(.*?)\n\n\[End of response\]|<response>(.*?)</response>", re.DOTALL)
-JUDGE_FORMATS = ("{n}", "Score: {n}/5", "**{n}**", "I'd give it a {word}.", "{n}. The answer follows the instruction.",
-                 "Rating: {n}\nExplanation: the response addresses the task.", "It is relevant and clear.\nScore: {n}")
+# A judge prompt shows the answer fenced after these (the built-in rubrics of generate/prompts.py, fence.py).
+_JUDGED = re.compile(r"(?:\[Response\]|<response>)\n<<<BEGIN DATA (\w+)>>>\n(.*?)\n<<<END DATA \1>>>", re.DOTALL)
+# as models answer each rubric: AlpaGasus asks for the score on the first line, the additive rubric for a
+# last line "Score: N"; with structured outputs (Request.choices) the answer is the score alone
+JUDGE_FORMATS = {"[Response]": ("{n}", "Score: {n}/5", "**{n}**", "I'd give it a {word}.",
+                                "{n}. The answer follows the instruction.",
+                                "Rating: {n}\nExplanation: the response addresses the task.",
+                                "{n}\nClear and relevant; a 5 would need 2 examples."),
+                 "<response>": ("It is relevant and clear.\nScore: {n}",
+                                "The response earns 1 point for relevance and more for clarity.\n\nScore: {n}")}
 REFUSED = "vaccine"  # the scripted judge will not rate an answer that mentions it
 NUMBER_NAMES = "zero one two three four five".split()
 
@@ -73,14 +81,21 @@ def judge_rule(output: str) -> int | None:
     return 1 + int(hashlib.sha256(output.strip().encode()).hexdigest(), 16) % 5
 
 
-def _judge(rng: random.Random, text: str) -> str | None:
+def judged_answer(text: str) -> str | None:
+    """The answer a judge prompt shows, or None when the text is no judge prompt."""
     m = _JUDGED.search(text)
-    if not m:
+    return m.group(2) if m else None
+
+
+def _judge(rng: random.Random, r: Request, text: str) -> str | None:
+    output = judged_answer(text)
+    if output is None:
         return None
-    n = judge_rule(m.group(1) if m.group(1) is not None else m.group(2))
+    n = judge_rule(output)
     if n is None:
         return "Rating: N/A"
-    return rng.choice(JUDGE_FORMATS).format(n=n, word=NUMBER_NAMES[n])  # the format varies, the score does not
+    formats = ("{n}",) if r.choices else JUDGE_FORMATS["[Response]" if "[Response]" in text else "<response>"]
+    return rng.choice(formats).format(n=n, word=NUMBER_NAMES[n])  # the format varies, the score does not
 
 
 def answer(r: Request) -> str:
@@ -88,7 +103,7 @@ def answer(r: Request) -> str:
     rng = _rng(r)
     if not isinstance(r.prompt, str):  # chat prompts: a judge, or bootstrap or alpaca in chat format
         text = r.prompt[-1]["content"]
-        judged = _judge(rng, text)
+        judged = _judge(rng, r, text)
         if judged is not None:
             return judged
         if "Instruction:" in text:

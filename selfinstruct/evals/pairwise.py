@@ -2,14 +2,22 @@
 in both orders (A/B, then B/A) to cancel its position bias. Per prompt the two verdicts combine into a
 win, tie or loss for the second model (tuned) against the first (base); the win rate counts ties as
 half. A verdict that names neither answer is unparseable: counted and reported, and that order counts
-as a tie (it is kept, raw, on the row)."""
+as a tie (it is kept, raw, on the row).
+
+The instruction and both answers are fenced (fence.py: a tag from the item's key, blanked out of any text
+that holds it), and the verdict is read from the start of the judgment's first line only: an answer that
+says "Verdict: B" or a judge that quotes one first gives no verdict from the quote."""
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-JUDGE_TEMPLATE_VERSION = "pairwise-v1"
-JUDGE_PROMPT = """You are comparing two answers to the same instruction. Judge which answer follows the \
+from ..fence import defuse, fence_tag, fenced, note
+
+JUDGE_TEMPLATE_VERSION = "pairwise-v2"
+JUDGE_PROMPT = """{note}
+
+You are comparing two answers to the same instruction. Judge which answer follows the \
 instruction better: correct, helpful, complete and to the point. Length alone is not a reason to prefer an answer.
 
 [Instruction]
@@ -23,17 +31,22 @@ instruction better: correct, helpful, complete and to the point. Length alone is
 
 Reply with exactly one of: "A" (answer A is better), "B" (answer B is better), or "tie". Verdict:"""
 JUDGE_MAX_TOKENS = 8
-_VERDICT = re.compile(r"^\W*(?:verdict\W*)?(?:answer\s+)?(a|b|tie)\b", re.IGNORECASE)
+# at the start of the first line, after markdown emphasis or an opening quote or bracket (not "> ": a quote)
+_VERDICT = re.compile(r"[\s*_\"'(\[]*(?:verdict\W*)?(?:answer\s+)?(a|b|tie)\b", re.IGNORECASE)
 
 
-def judge_messages(instruction: str, a: str, b: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": JUDGE_PROMPT.format(instruction=instruction, a=a or "(empty)",
-                                                            b=b or "(empty)")}]
+def judge_messages(instruction: str, a: str, b: str, key: str) -> list[dict[str, str]]:
+    """The comparison prompt; `key` (the item's) fixes the fence's tag."""
+    tag = fence_tag("pairwise", key)
+    text = {k: fenced(defuse(v, tag), tag) for k, v in (("instruction", instruction), ("a", a or "(empty)"),
+                                                       ("b", b or "(empty)"))}
+    return [{"role": "user", "content": JUDGE_PROMPT.format(note=note(tag), **text)}]
 
 
 def parse_verdict(text: str) -> str | None:
-    """'A', 'B', 'tie', or None when the judge's text names none of them first."""
-    m = _VERDICT.match(text.strip())
+    """'A', 'B', 'tie', or None when the judge's first line does not open with one of them."""
+    lines = text.strip().splitlines()
+    m = _VERDICT.match(lines[0]) if lines else None
     if not m:
         return None
     v = m.group(1).lower()

@@ -157,8 +157,8 @@ class PairwiseSuite(Suite):
         for m in labels[1:]:
             for i, it in enumerate(items):
                 a, b = answers[labels[0]][i].text, answers[m][i].text
-                out += [pairwise.judge_messages(it.row["instruction"], a, b),
-                        pairwise.judge_messages(it.row["instruction"], b, a)]
+                out += [pairwise.judge_messages(it.row["instruction"], a, b, it.key),
+                        pairwise.judge_messages(it.row["instruction"], b, a, it.key)]
         return out
 
     def score(self, items, answers, opts, verdicts=None) -> SuiteResult:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..fence import fenced, note
+from .judgment import FIRST_LINE, LAST_LINE
 from .seeds import SeedTask
 
 BOOTSTRAP_HEADER = "Come up with a series of tasks:\n\n"
@@ -93,14 +95,16 @@ def alpaca_prompt(demos: list[SeedTask], n: int, fmt: str = "completion"):
 
 
 # ------------------------------------------------------------------------------------ judge rubrics
-# A rubric is a chat message with the placeholders {instruction}, {input} and {output}, and the score
-# scale its answer is read on. Edit one: bump the judge stage's template_version.
+# A rubric is a chat message with the placeholders {instruction}, {input} and {output}, the score scale
+# its answer is read on, and the one place in the answer the score is read from (judgment.py). Edit one:
+# bump the judge stage's template_version.
 
 @dataclass(frozen=True)
 class Rubric:
     low: int
     high: int
     template: str
+    place: str  # judgment.FIRST_LINE or LAST_LINE: where the rubric tells the judge to write the score
 
     @property
     def choices(self) -> list[str]:
@@ -132,10 +136,14 @@ ADDITIVE = """Review the user's question and the corresponding response using th
 - Grant a fourth point if the response is clearly written from an AI Assistant's perspective, addressing the user's question directly and comprehensively, and is well-organized and helpful, even if there is slight room for improvement in clarity, conciseness or focus.
 - Bestow a fifth point for a response that is impeccably tailored to the user's question by an AI Assistant, without extraneous information, reflecting expert knowledge, and demonstrating a high-quality, engaging, and insightful answer.
 
-User: {instruction}
-Input: {input}
+User:
+{instruction}
+Input:
+{input}
 
-<response>{output}</response>
+<response>
+{output}
+</response>
 
 After examining the user's instruction and the response:
 - Briefly justify your total score, up to 100 words.
@@ -143,13 +151,17 @@ After examining the user's instruction and the response:
 
 Remember to assess from the AI Assistant perspective. To evaluate the response in alignment with this additive scoring model, we'll systematically attribute points based on the outlined criteria."""
 
-RUBRICS = {"alpagasus": Rubric(1, 5, ALPAGASUS), "additive": Rubric(0, 5, ADDITIVE)}
+RUBRICS = {"alpagasus": Rubric(1, 5, ALPAGASUS, FIRST_LINE), "additive": Rubric(0, 5, ADDITIVE, LAST_LINE)}
 NO_INPUT = "(none)"
 PLACEHOLDER = re.compile(r"\{(instruction|input|output)\}")
 
 
-def judge_prompt(template: str, instruction: str, input: str, output: str) -> list[dict[str, str]]:
-    """The rubric filled in, as one user message. One pass over the placeholders, not str.format: a
-    custom template may hold other braces, and a text that contains "{output}" must stay as written."""
+def judge_prompt(template: str, instruction: str, input: str, output: str, tag: str) -> list[dict[str, str]]:
+    """The rubric filled in, as one user message: a note that fenced text is data, then the template with
+    each text fenced by `tag` (fence.py; raises ForgedFence when a text holds the tag). One pass over the
+    placeholders, not str.format: a custom template may hold other braces, and a text that contains
+    "{output}" must stay as written."""
     values = {"instruction": instruction.strip(), "input": input.strip() or NO_INPUT, "output": output.strip()}
-    return [{"role": "user", "content": PLACEHOLDER.sub(lambda m: values[m.group(1)], template)}]
+    values = {k: fenced(v, tag) for k, v in values.items()}
+    body = PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+    return [{"role": "user", "content": f"{note(tag)}\n\n{body}"}]

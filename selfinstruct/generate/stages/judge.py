@@ -3,8 +3,11 @@ accuracy and helpfulness, or the additive 0-5 rubric of Self-Rewarding LMs, or a
 config's own) and keeps the raw judgments and the scores on the record.
 
 Where the engine has structured outputs (vLLM, in process or `vllm serve`) the answer is constrained to
-the scale's scores; otherwise the text is parsed (`parsing.parse_judgment`). A judgment that cannot be
-read is a reject with the reason, never a default score. Records that carry verifiable constraints (a preference run's `responses.constraints`)
+the scale's scores and must be one of them; otherwise the score is read only from the place the rubric
+names (`judgment.parse_judgment`: AlpaGasus' first line, the additive rubric's last "Score: N" line).
+The instruction, input and answer are fenced with a tag derived from the run's seed and the record's id
+(`fence.py`), and a record whose text contains its tag is rejected (`forged_fence`). A judgment that
+cannot be read is a reject with the reason, never a default score. Records that carry verifiable constraints (a preference run's `responses.constraints`)
 are passed on unjudged: the checkers label their answers exactly (`pairs`). A share of the records is also scored with
 another record's answer in place of its own: `stats` reports how often the real answer scores higher
 (a judge that cannot tell answers apart shows 0%)."""
@@ -18,8 +21,9 @@ from ...backends.base import Completion, Request
 from ...io.records import Record, Reject
 from ...io.settings import setting
 from ..config import Sampling, StageModel
+from ...fence import fence_tag
 from ..context import derive_seed
-from ..parsing import parse_judgment
+from ..judgment import CHOICE, parse_judgment
 from ..prompts import RUBRICS, Rubric, judge_prompt
 from ..registry import register_stage
 from ..stage import BatchStage, StageResult
@@ -33,13 +37,15 @@ class JudgeConfig(StageModel):
                           help="alpagasus: accuracy and helpfulness on 1-5 (AlpaGasus); additive: the additive "
                                "0-5 rubric of Self-Rewarding LMs")
     template: str | None = setting(None, help="a rubric text of your own, with {instruction}, {input} and {output}; "
-                                              "its answers are read on the scale of `rubric`")
+                                              "its answers are read on the scale of `rubric`, from its place "
+                                              "(alpagasus: the first line; additive: a last 'Score: N' line)")
     samples: int = setting(1, min=1, max=16, help="judgments per instance, averaged (with sampling.temperature > 0)")
     aggregate: str = setting("min", choices=("min", "mean"),
                              help="a record's score from its instances' scores: min (as good as its worst "
                                   "example, each becomes a training example) or mean")
     structured: bool = setting(True, help="constrain the answer to the scale's scores with the engine's structured "
-                                          "outputs (vLLM); false for servers without them (the text is parsed)")
+                                          "outputs (vLLM), and read only an answer that is one of them; false for "
+                                          "servers without them (the score is read from the rubric's place)")
     sanity_share: float = setting(0.1, min=0.0, max=1.0,
                                   help="share of records also scored with another record's answer (the judge "
                                        "sanity figure of `stats`)")
@@ -66,7 +72,7 @@ class Ask:
 class Judge(BatchStage):
     name = "judge"
     Config = JudgeConfig
-    template_version = "judge-v1"  # the built-in rubrics (prompts.RUBRICS); a custom template is in the config
+    template_version = "judge-v2"  # the built-in rubrics (prompts.RUBRICS); a custom template is in the config
     reads = frozenset({"instruction", "instances"})
     writes = frozenset({"judge_score", "judge_scores", "judge_raw", "judge_sanity"})
     uses_model = True
@@ -77,6 +83,16 @@ class Judge(BatchStage):
         self.rubric: Rubric = RUBRICS[cfg.rubric]
         self.template = cfg.template or self.rubric.template
         self.choices = self.rubric.choices if cfg.structured else None
+        self.place = CHOICE if cfg.structured else self.rubric.place
+
+    def tag(self, r: Record) -> str:
+        """The fence of this record's texts (the same on resume)."""
+        return fence_tag(self.ctx.cfg.seed, r.id)
+
+    def forged(self, r: Record) -> bool:
+        """Does any text of the record hold its fence's tag? (Then it is not judged: rejected.)"""
+        tag = self.tag(r)
+        return tag in r.instruction or any(tag in i.input or tag in i.output for i in r.instances or [])
 
     def partner(self, batch: list[Record], r: Record) -> Record | None:
         """The record whose answer this one's instruction is also scored with, or None (not sampled). Drawn
@@ -84,15 +100,16 @@ class Judge(BatchStage):
         rng = random.Random(derive_seed(self.ctx.cfg.seed, self.name, "sanity", r.id))
         if not r.instances or rng.random() >= self.cfg.sanity_share:
             return None
-        own = r.instances[0].output.strip()
-        others = [o for o in batch if o.id != r.id and o.instances and o.instances[0].output.strip() != own]
+        own, tag = r.instances[0].output.strip(), self.tag(r)
+        others = [o for o in batch if o.id != r.id and o.instances and o.instances[0].output.strip() != own
+                  and tag not in o.instances[0].output and not self.forged(o)]
         return rng.choice(others) if others else None
 
     def plan(self, batch: list[Record]) -> tuple[list[Ask], dict[int, Record]]:
         asks, partners = [], {}
         for row, r in enumerate(batch):
-            if r.extra.get("constraints"):
-                continue  # its answers are labelled by the constraints' checkers (the pairs stage), not judged
+            if r.extra.get("constraints") or self.forged(r):
+                continue  # labelled by the constraints' checkers (the pairs stage), or rejected: not judged
             instances = list(range(len(r.instances or [])))
             p = self.partner(batch, r)
             if p is not None:
@@ -109,14 +126,14 @@ class Judge(BatchStage):
             inst = r.instances[0 if a.instance == SANITY else a.instance]
             output = partners[a.row].instances[0].output if a.instance == SANITY else inst.output
             key = "sanity" if a.instance == SANITY else a.instance
-            out.append(Request.from_sampling(judge_prompt(self.template, r.instruction, inst.input, output),
-                                             self.cfg.sampling, choices=self.choices,
+            prompt = judge_prompt(self.template, r.instruction, inst.input, output, self.tag(r))
+            out.append(Request.from_sampling(prompt, self.cfg.sampling, choices=self.choices,
                                              seed=derive_seed(self.ctx.cfg.seed, self.name, r.id, key, a.sample)))
         return out
 
     def read(self, texts: list[str]) -> tuple[list[float | None], list[str]]:
         """Each sample's score (None: unreadable) and why not."""
-        parsed = [parse_judgment(t, self.rubric.low, self.rubric.high) for t in texts]
+        parsed = [parse_judgment(t, self.rubric.low, self.rubric.high, self.place) for t in texts]
         return [s for s, _ in parsed], [why for _, why in parsed]
 
     def process(self, batch: list[Record], completions: list[Completion]) -> StageResult:
@@ -132,6 +149,9 @@ class Judge(BatchStage):
                 continue
             if not r.instances:
                 out.reject(Reject(r.id, "no_instances", instruction=r.instruction))
+                continue
+            if self.forged(r):
+                out.reject(Reject(r.id, "forged_fence", record=r, detail=f"a text contains its fence tag {self.tag(r)}"))
                 continue
             raws = [texts[row, i] for i in range(len(r.instances))]
             scores, whys = zip(*(self.read(t) for t in raws))
