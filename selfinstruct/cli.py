@@ -46,7 +46,8 @@ SET_HELP = ("Any setting as dotted.key=value (YAML value), e.g. --set bootstrap.
 @user_errors
 def generate(config_path, out_dir, num_instructions, base_urls, sets, force, quiet, **flags):
     """Run the pipeline stages of CONFIG and write JSONL shards under the run directory."""
-    from .generate.config import load_config
+    from .backends.openai_server import refuse_url_credentials
+    from .generate.config import default_run_dir, load_config
     from .generate.pipeline import format_summary, run_pipeline
     from .generate.registry import stages
 
@@ -56,7 +57,8 @@ def generate(config_path, out_dir, num_instructions, base_urls, sets, force, qui
     if base_urls:
         overrides["openai.base_urls"] = list(base_urls)
     cfg = load_config(config_path, overrides, sets)
-    out_dir = out_dir or Path("runs") / cfg.name
+    refuse_url_credentials(base_urls, "--base-url", cfg.openai.api_key_env)
+    out_dir = out_dir or default_run_dir(cfg)
     summary = run_pipeline(cfg, out_dir, force=force, quiet=quiet)
     click.echo(format_summary(summary))
     click.echo(f"done: {out_dir}")
@@ -241,9 +243,11 @@ def evaluate(suites, base, tuned, models, judge, judge_urls, data, out_path, max
     """Compare the base, the tuned (and any --model) on evaluation suites, greedy decoding, one engine at a
     time: metrics with 95% paired-bootstrap intervals, differences against the base, side-by-side JSONL,
     a summary JSON and an HTML report."""
+    from .backends.openai_server import refuse_url_credentials
     from .evals.render import format_table
     from .evals.run import run_evaluate
 
+    refuse_url_credentials(judge_urls, "--judge-url")
     summary = run_evaluate(base, tuned, data, out_path, suites=suites or ("reference",), models=models, judge=judge,
                            judge_urls=judge_urls,
                            max_new_tokens=max_new_tokens, limit=limit, engine=engine, loss=not no_loss,
@@ -279,8 +283,10 @@ def ablate(run_dir, out_dir, selectors, fraction, examples, config_path, sets, s
     evaluation of all, a table with 95% intervals and the verdict of a rule fixed before the run."""
     from .ablate.command import format_ablation, plan_only, run_ablate
     from .ablate.plan import SELECTORS, make_plan
+    from .backends.openai_server import refuse_url_credentials
     from .train.config import load_finetune_config
 
+    refuse_url_credentials(judge_urls, "--judge-url")
     selectors = list(selectors or SELECTORS)
     cfg = load_finetune_config(config_path, given(_FINETUNE_OPTIONS, settings), sets=sets)
     if dry_run:

@@ -3,6 +3,7 @@ answers with one line, exit code 2, and writes nothing."""
 import json
 import string
 
+import pytest
 import yaml
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
@@ -13,7 +14,7 @@ from selfinstruct.generate.config import load_config
 from selfinstruct.io.errors import UserError
 from selfinstruct.generate.seeds import load_seed_tasks
 
-from .conftest import ROOT
+from .conftest import PROJECT_SEEDS, ROOT
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -97,3 +98,24 @@ def test_trust_remote_code_is_off_unless_set(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("vllm: {trust_remote_code: true}\n")
     assert load_config(p).vllm.trust_remote_code is True
+
+
+@pytest.mark.parametrize("name", ["../escaped", "a/b", "{tmp}/absolute", "..", "a\\b"])
+def test_a_run_name_that_is_not_one_folder_cannot_decide_the_run_directory(tmp_path, monkeypatch, name):
+    """Without -o the run goes to runs/NAME: a name with a path separator or `..` would put it elsewhere."""
+    monkeypatch.chdir(tmp_path)
+    name = name.format(tmp=tmp_path)
+    (tmp_path / "c.yaml").write_text(f"seed_tasks: {PROJECT_SEEDS}\nbackend: fake\nname: '{name}'\n"
+                                     "stages: [bootstrap]\nbootstrap: {num_instructions: 4}\n")
+    r = CliRunner().invoke(main, ["generate", "-c", "c.yaml", "-q"])
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith("error: c.yaml: field 'name': ") and "-o" in r.output and r.output.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]  # nothing written, anywhere
+
+
+def test_a_run_name_with_a_separator_is_fine_with_o(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"seed_tasks: {PROJECT_SEEDS}\nbackend: fake\nname: team/run-1\nstages: [bootstrap]\n"
+                   "bootstrap: {num_instructions: 4}\n")
+    r = CliRunner().invoke(main, ["generate", "-c", str(cfg), "-o", str(tmp_path / "run"), "-q"])
+    assert r.exit_code == 0 and (tmp_path / "run" / "bootstrap" / "manifest.json").is_file(), r.output

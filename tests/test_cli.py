@@ -56,3 +56,26 @@ def test_generate_unknown_model_path_exit_2(tmp_path):
                                   "--model", str(tmp_path / "no-such-model")])
     assert r.exit_code == 2 and "model path does not exist" in r.output
     assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_quiet_keeps_library_logging_set_up_inside_off_the_terminal(tmp_path):
+    """evaluate -q starts its vLLM engines inside the redirection, and vLLM sets its logging up then: a
+    handler on sys.stdout, which is the log. What it logs after the redirection (an engine's shutdown, at
+    exit) goes on to the log; it used to reach the terminal as "--- Logging error ---" and a traceback."""
+    import subprocess
+    import sys
+    script = f"""
+import logging.config
+from pathlib import Path
+from selfinstruct.io.console import library_output_to
+with library_output_to(Path({str(tmp_path / "eval.log")!r})):
+    logging.config.dictConfig({{"version": 1, "disable_existing_loggers": False,
+        "handlers": {{"lib": {{"class": "logging.StreamHandler", "stream": "ext://sys.stdout"}}}},
+        "loggers": {{"lib": {{"handlers": ["lib"], "level": "WARNING", "propagate": False}}}}}})
+    logging.getLogger("lib").warning("lib-inside")
+logging.getLogger("lib").warning("lib-after")
+print("summary")
+"""
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and res.stderr == "" and res.stdout == "summary\n", res.stderr
+    assert (tmp_path / "eval.log").read_text().split() == ["lib-inside", "lib-after"]

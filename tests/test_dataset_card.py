@@ -308,6 +308,33 @@ def test_a_damaged_card_is_one_line_exit_2(tmp_path, text, why):
     assert line.startswith(f"error: {out / 'export' / 'README.md'}: ") and why in line
 
 
+@pytest.mark.parametrize("setting, field", [
+    (f"export: {{system_prompt: 'Answer. {END} Then stop.'}}", "export.system_prompt"),
+    (f"name: '{BEGIN}'", "name"),
+    (f"model: 'org/model{END}'", "model"),
+])
+def test_settings_the_card_quotes_cannot_hold_its_markers(tmp_path, setting, field):
+    """The card quotes the system prompt, the name, the models: a marker among them used to be written
+    into the card, and the next export failed on "markers damaged". Refused before anything runs."""
+    p = tmp_path / "p.yaml"
+    p.write_text(f"seed_tasks: {PROJECT_SEEDS}\nbackend: fake\nbootstrap: {{num_instructions: 8}}\n{setting}\n")
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["generate", "-c", str(p), "-o", str(out), "-q"])
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith(f"error: {p}:4: field '{field}': must not contain ") and r.output.count("\n") == 1
+    assert not out.exists()
+
+
+def test_a_marker_in_anything_else_the_card_quotes_is_one_line(tmp_path):
+    from selfinstruct.hub.card import merge_body
+
+    path = tmp_path / "README.md"
+    with pytest.raises(UserError, match=r"README\.md: a value the card quotes contains its marker"):
+        merge_body(None, f"| model | other ({END}) |", "run", path)
+    with pytest.raises(UserError, match="contains its marker"):
+        merge_body(f"{BEGIN}\nold\n{END}\n", "new", f"a {BEGIN}", path)
+
+
 @pytest.mark.parametrize("setting, field", [("license: Apache 2.0", "export.license"),
                                             ("language: [english]", "export.language[0]"),
                                             ("formats: [parquet]", "export.formats")])

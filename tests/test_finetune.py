@@ -3,6 +3,7 @@ on CPU, no mocks. The vLLM evaluation is marked `integration` (two engine starts
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -190,6 +191,10 @@ def test_evaluate_vllm(base_model, full_run, data_dir, tmp_path):
                           "--suite", "reference", "--suite", "ifbench", "--suite", "constraints", "--suite", "pairwise",
                           "--limit", "4", "--no-loss", "-q"], capture_output=True, text=True, timeout=1200)
     assert res.returncode == 0, res.stderr[-3000:]
+    # -q is as quiet as generate's: vLLM's output went to eval.log, the terminal got our notes only
+    notes = re.compile(r"^(\w+ \(.+\): \d+ answers with vLLM$|warning: )")
+    assert [line for line in res.stderr.splitlines() if line.strip() and not notes.match(line)] == []
+    assert out.with_name("eval.log").stat().st_size > 0
     s = json.loads(out.with_name("eval.summary.json").read_text())
     assert s["base"]["engine"] == s["tuned"]["engine"] == "vllm"
     assert s["tuned"]["rouge_l"] > s["base"]["rouge_l"]

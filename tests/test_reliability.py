@@ -216,6 +216,36 @@ def test_api_key_and_url_credentials_are_redacted(tmp_path, monkeypatch):
             assert not any(x in f.read_text(errors="replace") for x in leaks), f
 
 
+@pytest.mark.parametrize("command", ["generate", "evaluate"])
+def test_credentials_in_a_url_flag_are_refused(tmp_path, command):
+    """A URL flag is seen in the process list and the shell's history: user:password@ there is refused, one
+    line that names the API key's variable (the configured one), the password not repeated, nothing run."""
+    cfg = write_cfg(tmp_path, "backend: openai\nopenai: {api_key_env: SI_TEST_KEY, max_retries: 0}\n"
+                              "stages: [bootstrap]\nbootstrap: {num_instructions: 3}\n")
+    url, run = "http://user:pw-s3cret@127.0.0.1:9/v1", tmp_path / "run"
+    args = {"generate": ["generate", "-c", str(cfg), "-o", str(run), "--base-url", url, "-q"],
+            "evaluate": ["evaluate", "--tuned", str(tmp_path / "model"), "--suite", "pairwise", "--judge-url", url,
+                         "-o", str(run / "e.jsonl"), "-q"]}[command]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 2, r.output
+    flag, key = ("--base-url", "SI_TEST_KEY") if command == "generate" else ("--judge-url", "OPENAI_API_KEY")
+    assert r.output.startswith(f"error: {flag}: credentials in the URL") and r.output.count("\n") == 1
+    assert key in r.output and "s3cret" not in r.output and not run.exists()
+
+
+def test_basic_tokens_and_url_passwords_are_redacted_in_any_spelling():
+    import base64
+
+    from selfinstruct.io.secrets import redact
+
+    token = base64.b64encode(b"user:pw-s3cret").decode()
+    for echoed in (f"Authorization: Basic {token}", f"authorization: basic {token}",
+                   f"{{'AUTHORIZATION': 'BASIC {token}'}}", "http://user:pw@s3cret@127.0.0.1:9/v1/completions"):
+        assert token not in redact(echoed) and "s3cret" not in redact(echoed) and "***" in redact(echoed), echoed
+    # "basic" as a word (a prompt in run.json) is not a token
+    assert redact("Give a basic answer, basically.") == "Give a basic answer, basically."
+
+
 # ------------------------------------------------------------------------------- 7. bounded input
 
 @pytest.mark.parametrize("text", [

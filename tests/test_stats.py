@@ -286,6 +286,25 @@ def test_bad_paths_exit_2_one_line(run_dir, args, msg):
     assert len(lines) == 1 and lines[0].startswith("error: ") and msg in lines[0], r.output
 
 
+@pytest.mark.parametrize("damage, named", [
+    (lambda run: (run / "classify" / "part-00000.jsonl").unlink(), "classify/part-00000.jsonl: missing"),
+    (lambda run: (run / "instances" / "rejects" / "part-00000.jsonl").write_text("{}\n"),
+     "instances/rejects/part-00000.jsonl: its sha256 does not match"),
+    (lambda run: (run / "export" / "train.messages.jsonl").unlink(), "export/train.messages.jsonl: missing"),
+])
+def test_stats_of_a_run_with_a_missing_or_damaged_part_is_an_error(run_dir, tmp_path, damage, named):
+    """The parts the report does not read (a middle stage's) are checked as `verify` checks them: the report
+    would count rows that are not there. One line, exit 2, no report written."""
+    import shutil
+
+    run = shutil.copytree(run_dir, tmp_path / "r", ignore=shutil.ignore_patterns("report*"))
+    damage(run)
+    r = CliRunner().invoke(main, ["stats", str(run), "--no-plots"])
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith(f"error: {run}/{named}") and "selfinstruct verify" in r.output
+    assert r.output.count("\n") == 1 and not (run / "report.html").exists()
+
+
 def test_corrupt_shard_and_missing_seeds(tmp_path):
     b = StageStore(tmp_path, "bootstrap", "h")
     b.commit([_boot_row("b00000-000-00", "Write a poem about rain.")], [])

@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 
 from ..io.console import terminal
-from ..io.secrets import redact
+from ..io.errors import UserError
+from ..io.secrets import has_credentials, redact
 from ..io.settings import setting
 from . import register_backend
 from .base import Backend, Completion, Request
@@ -35,6 +36,16 @@ class OpenAIOptions:
     max_retries: int = setting(6, min=0, help="retries of a failed request (connection errors, 5xx, 429)")
     backoff_s: float = setting(0.5, min=0.0, help="first retry delay, doubled each retry")
     max_response_bytes: int = setting(8 << 20, min=1024, help="a larger answer is a failed request")
+
+
+def refuse_url_credentials(urls, flag: str, key_env: str = OpenAIOptions.api_key_env) -> None:
+    """user:password@ in a URL flag (--base-url): the command line is seen in the process list and the
+    shell's history, and the server would get it as Basic auth. The key goes in the environment."""
+    if any(has_credentials(u) for u in urls):
+        raise UserError(f"{flag}: credentials in the URL (user:password@) are refused, the command line is seen in "
+                        f"the process list and the shell's history; put the API key in the environment variable "
+                        f"{key_env} instead")
+
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 MAX_WAIT_S = 60.0  # longest pause between attempts, Retry-After included

@@ -9,9 +9,11 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..backends import backends
+from ..hub import BEGIN, END
+from ..io.errors import UserError
 from ..io.settings import (Err, apply_overrides, build, error_reporter, parse_set, public_fields, read_yaml, setting,
                            to_dict, unknown_key)
 from ..models import EMBEDDED_MODEL
@@ -109,6 +111,33 @@ class PipelineConfig:
                 where = f"{stage_name}.backend" if stage_name else "backend"
                 err(where, f"must be one of {', '.join(sorted(known))}, got {b!r}")
         check_wiring(self.stages, err, self.sections)
+        # the dataset card quotes settings (the name, export.system_prompt, model and file names): a marker of
+        # its generated section among them would leave the card "damaged" for the next export
+        for where, text in _strings(self.to_dict()):
+            for marker in (BEGIN, END):
+                if marker in text:
+                    err(where, f"must not contain {marker!r}, a marker of the dataset card, which quotes settings")
+
+
+def _strings(obj: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """(field, value) of every string in a config's dict, fields named as errors name them."""
+    if isinstance(obj, str):
+        yield path, obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _strings(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _strings(v, f"{path}[{i}]")
+
+
+def default_run_dir(cfg: PipelineConfig) -> Path:
+    """runs/NAME, where a run goes when no directory is given: NAME must stay one folder inside runs/."""
+    if cfg.name in ("", ".", "..") or any(sep in cfg.name for sep in ("/", "\\")):
+        raise UserError(f"{cfg.name!r} cannot name the run directory runs/NAME: it must be one folder name (no path "
+                        "separator, not '..'); rename the run, or give the directory with -o", path=cfg.source,
+                        field="name")
+    return Path("runs") / cfg.name
 
 
 def check_wiring(names: list[str], err: Err, sections: dict[str, Any] | None = None) -> None:

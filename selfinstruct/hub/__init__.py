@@ -3,3 +3,7 @@
 (body.py) and the card that holds them (card.py: `write_card`, which a stage calls after writing its files)."""
 
 CARD = "README.md"  # here, so that a stage can name its card without importing the card's libraries
+# The comments around the card's generated section (card.py); here, so that the pipeline config can refuse
+# settings that hold them without importing the card's libraries
+BEGIN = "<!-- selfinstruct: generated card begins -->"
+END = "<!-- selfinstruct: generated card ends -->"

@@ -25,13 +25,11 @@ from ..io.errors import UserError
 from ..io.jsonl import atomic_write_text
 from ..io.records import Counts
 from ..io.shards import StageStore
-from . import CARD
+from . import BEGIN, CARD, END
 from .body import render_body
 from .configs import DataLayout, dataset_configs, size_category
 from .facts import collect_facts
 
-BEGIN = "<!-- selfinstruct: generated card begins -->"
-END = "<!-- selfinstruct: generated card ends -->"
 EDIT_NOTE = ("<!-- Written by selfinstruct on every export: edits between these two markers are replaced, "
              "text outside them and metadata keys it does not set are kept. -->")
 TAGS = ["synthetic", "self-instruct"]
@@ -67,6 +65,12 @@ def metadata(layout: DataLayout, settings: CardSettings, existing: dict[str, Any
 def merge_body(text: str | None, generated: str, title: str, path: Path) -> str:
     """The card's markdown with the generated section replaced (first write: a title, then the section).
     Text without the markers keeps all of itself and gets the section at its end."""
+    # what the card quotes (settings, a model card's license name) holding a marker would damage the card
+    # for the next export; the config refuses such settings, this catches the rest
+    for marker in (BEGIN, END):
+        if marker in generated or marker in title:
+            raise UserError(f"a value the card quotes contains its marker {marker!r} (the run's settings, or a "
+                            "model's own card); remove it there", path=path)
     block = f"{BEGIN}\n{EDIT_NOTE}\n\n{generated}\n\n{END}"
     if text is None:
         return f"\n# {title}\n\n{block}\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import sys
 from pathlib import Path
@@ -53,4 +54,14 @@ def library_output_to(log_path: Path) -> Iterator[None]:
         _terminal = outer
         if term is not saved_streams[1] and term is not outer:
             term.close()
-        log.close()
+        # A library that set its logging up inside (vLLM, when an engine starts: a handler on sys.stdout,
+        # which was the log) keeps that stream: closed, its next record (an engine's shutdown, at exit) would
+        # put "--- Logging error ---" and a traceback on the terminal. Left open, it goes on to the log.
+        if not _logs_into(log):
+            log.close()
+
+
+def _logs_into(stream: TextIO) -> bool:
+    loggers = [logging.getLogger(), *(x for x in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(x, logging.Logger))]
+    return any(getattr(h, "stream", None) is stream for x in loggers for h in x.handlers)

@@ -19,7 +19,7 @@ from typing import Any
 from ..io.records import Instance
 from .diversity import diversity
 from .judge import judge_section
-from .run import Run, StageDir, open_run, seed_path
+from .run import Run, StageDir, check_parts, open_run, seed_path
 from .sections import (DROP_LEVELS, Example, InstanceTally, LengthSection, Report, RougeMatch, RougeSection,
                        SeedInfo, Share, StageRows, StageSection, Summary)
 
@@ -214,4 +214,6 @@ def compute_report(run_dir: Path, *, seeds: Path | None = None) -> Report:
         report.diversity = diversity(instructions)
         if seed_tasks:
             report.seed_diversity = diversity(seed_instructions)
+    # last: a shard the report read that is unreadable was named above with its line; this finds the rest
+    check_parts(run)
     return report

@@ -16,7 +16,7 @@ from ..generate.registry import stage_order, stages as registered_stages
 from ..io.errors import UserError
 from ..io.jsonl import iter_lines, parse_line
 from ..io.records import Counts
-from ..io.shards import MANIFEST, read_manifest
+from ..io.shards import FIX, MANIFEST, read_manifest, verify_run
 
 RUN_FILE = "run.json"
 # The repository root: a seed path relative to it (the default seed_tasks/...) still resolves when
@@ -141,6 +141,15 @@ def open_run(run_dir: Path) -> Run:
     if not names:
         raise UserError(f"not a run directory: no stage folder with a {MANIFEST}", path=run_dir)
     return Run(run_dir, info, [read_stage(run_dir / s) for s in names])
+
+
+def check_parts(run: Run) -> None:
+    """`verify`'s check of the run (every part and file against its manifest): a report would count rows
+    that are missing or not the ones committed. UserError naming the first problem."""
+    problems = [p for found in verify_run(run.path).values() for p in found]
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UserError(f"{problems[0]}{more}; {FIX}")
 
 
 def open_stage(path: Path) -> StageDir:
