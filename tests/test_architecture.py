@@ -86,6 +86,62 @@ def test_a_stage_is_one_class_and_shows_up_in_show_and_stats(tmp_path):
         small_config(tmp_path, "stages: [bootstrap, length_check]\nlength_check: {max_words: 0}\n")
 
 
+# ------------------------------------------------------------------------- the stage contract's traps
+
+@dataclass
+class TaggerConfig:
+    prefix: str = setting("v", help="the tag's first letters")  # and no batch_size
+
+
+@register_stage
+class Tagger(BatchStage):
+    """A stage with no model and no batch_size setting: it tags what filter kept."""
+    name = "tagger"
+    Config = TaggerConfig
+    reads = frozenset({"instruction"})
+    writes = frozenset({"tag"})
+    after = frozenset({"filter"})  # it tags what filter kept, though it reads nothing filter writes
+
+    def process(self, batch, completions):
+        out = StageResult()
+        for r in batch:
+            r.extra["tag"] = f"{self.cfg.prefix}{type(self).code_version}:{len(r.instruction) % 3}"
+            out.keep(r)
+        return out
+
+
+TAGGED = "stages: [bootstrap, classify, instances, filter, tagger]\nbootstrap: {num_instructions: 12}\n"
+
+
+def test_a_stage_without_batch_size_runs_in_shards_of_the_default_size(tmp_path):
+    from selfinstruct.generate.stage import DEFAULT_BATCH_SIZE
+
+    run = tmp_path / "run"
+    run_pipeline(small_config(tmp_path, TAGGED), run, quiet=True, backend=FakeBackend())
+    rows = list(read_stage_rows(run / "tagger"))
+    assert rows and all(r["tag"].startswith("v0:") for r in rows) and len(rows) <= DEFAULT_BATCH_SIZE
+    assert len(list((run / "tagger").glob("part-*.jsonl"))) == 1
+
+
+def test_a_stage_may_require_stages_before_it(tmp_path):
+    with pytest.raises(UserError, match="'tagger' must come after 'filter'"):
+        small_config(tmp_path, "stages: [bootstrap, tagger]\n")
+
+
+def test_a_changed_code_version_refuses_old_shards_and_resumes_the_stages_before(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    run_pipeline(small_config(tmp_path, TAGGED), run, quiet=True, backend=FakeBackend())
+    before = {p: p.read_bytes() for p in sorted(run.rglob("part-*.jsonl"))}
+    monkeypatch.setattr(Tagger, "code_version", 1)  # its logic changed: the tag is now "v1:..."
+    with pytest.raises(UserError, match=r"tagger was written with a different"):
+        run_pipeline(small_config(tmp_path, TAGGED), run, quiet=True, backend=FakeBackend())
+    run_pipeline(small_config(tmp_path, TAGGED), run, quiet=True, backend=FakeBackend(), force=True)
+    after = {p: p.read_bytes() for p in sorted(run.rglob("part-*.jsonl"))}
+    assert {p: b for p, b in after.items() if "tagger" not in str(p)} == {
+        p: b for p, b in before.items() if "tagger" not in str(p)}  # the earlier stages were resumed
+    assert all(r["tag"].startswith("v1:") for r in read_stage_rows(run / "tagger"))
+
+
 @pytest.mark.parametrize("stages, why", [
     ("[classify]", "must start with a generator"),
     ("[bootstrap, instances]", "'instances' reads is_classification"),

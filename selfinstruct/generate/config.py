@@ -167,6 +167,9 @@ def check_wiring(names: list[str], err: Err, sections: dict[str, Any] | None = N
         if missing:
             err("stages", f"unsupported stage list {names}: {name!r} reads {', '.join(missing)}, "
                           "which no earlier stage writes")
+        for before in sorted(st.after):
+            if before not in names[:i]:
+                err("stages", f"unsupported stage list {names}: {name!r} must come after {before!r}")
         if i > 0 and registered[names[i - 1]].sink:
             err("stages", f"unsupported stage list {names}: nothing can follow {names[i - 1]!r}")
         fields = (fields - st.removes) | st.writes

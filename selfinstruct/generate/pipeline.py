@@ -44,9 +44,11 @@ def resolve_seed_path(cfg: PipelineConfig) -> Path:
 
 
 def stage_hash(cfg: PipelineConfig, stage: str, input_digest: str, model: dict[str, Any] | None) -> str:
+    cls = get_stage(stage)
+    code = {"code": cls.code_version} if cls.code_version else {}  # (0: the hash of runs before code versions)
     return stable_hash({"schema": SCHEMA, "stage": stage, "config": dataclasses.asdict(cfg.stage(stage)),
-                        "model": model, "template": get_stage(stage).template_version, "seed": cfg.seed,
-                        "input": input_digest, "renderer": CHAT_RENDERER if model else None})
+                        "model": model, "template": cls.template_version, "seed": cfg.seed,
+                        "input": input_digest, "renderer": CHAT_RENDERER if model else None, **code})
 
 
 def check_writable(out: Path) -> None:

@@ -45,9 +45,15 @@ class Stage:
     name: ClassVar[str] = ""
     Config: ClassVar[type] = type(None)  # the dataclass of its YAML section
     template_version: ClassVar[str | None] = None  # part of the stage hash: edit a prompt, bump it
+    # part of the stage hash too: bump it when a change to the stage's code changes what it writes for the
+    # same input (a parser, a filter rule, a field's layout), so old shards are refused, not resumed. Not
+    # for refactors that write the same bytes. 0 is left out of the hash: runs written before stages had
+    # a code version keep resuming.
+    code_version: ClassVar[int] = 0
     reads: ClassVar[frozenset[str]] = frozenset()  # record fields it needs from upstream
     writes: ClassVar[frozenset[str]] = frozenset()  # record fields it adds
     removes: ClassVar[frozenset[str]] = frozenset()  # record fields it drops
+    after: ClassVar[frozenset[str]] = frozenset()  # stages that must come before it in a pipeline
     generator: ClassVar[bool] = False  # starts a pipeline (reads the seed tasks, not a stage)
     source: ClassVar[bool] = False  # starts a pipeline by reading another run's output (`input_digest`)
     sink: ClassVar[bool] = False  # writes files, not records: nothing can follow it
@@ -76,12 +82,15 @@ class Stage:
         raise NotImplementedError
 
 
+DEFAULT_BATCH_SIZE = 256  # records per shard of a batch stage whose config has no `batch_size`
+
+
 class BatchStage(Stage):
     """Records in, records out, shard by shard."""
 
     @property
     def batch_size(self) -> int:
-        return self.cfg.batch_size
+        return getattr(self.cfg, "batch_size", DEFAULT_BATCH_SIZE)
 
     def requests(self, batch: list[Record]) -> list[Request] | None:
         """One request per record, or None when the stage needs no model."""
