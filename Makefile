@@ -6,11 +6,13 @@ RUN     ?= runs/default
 ARGS    ?=
 PYTEST_ARGS ?=
 
-.PHONY: help install prepare-model generate alpaca test test-unit finetune evaluate ablate dpo stats bench bench-dedup bench-generate bench-ray bench-ifbench clean
+.PHONY: help install prepare-model generate alpaca test test-fast test-slow test-engine test-unit finetune evaluate ablate dpo stats bench bench-dedup bench-generate bench-ray bench-ifbench clean
 
 help:
 	@echo "make generate   install, prepare the embedded model, run $(CONFIG) -> $(RUN)"
-	@echo "make test       install, prepare the embedded model, run all tests (unit + real vLLM integration)"
+	@echo "make test       install, prepare the embedded model, run all tests (the fast, slow and engine lanes)"
+	@echo "make test-fast  the fast lane: no engine, Ray, subprocess or training, 5 s a test (about 2 minutes)"
+	@echo "make test-slow  CPU training and subprocess CLIs;  make test-engine  real vLLM engines, servers and Ray"
 	@echo "make finetune   fine-tune the embedded model on $(RUN)/export -> $(RUN)/finetuned"
 	@echo "make dpo        preference pairs from $(RUN) answered by $(RUN)/finetuned, then DPO -> $(RUN)/dpo"
 	@echo "make evaluate   base vs fine-tuned answers on the held-out split (SUITES=\"ifbench constraints pairwise reference\")"
@@ -33,11 +35,22 @@ generate: prepare-model
 alpaca:
 	$(MAKE) generate CONFIG=pipelines/alpaca.yaml RUN=runs/alpaca
 
+# test lanes (README, "Tests"; tests/conftest.py): fast = every test marked neither slow nor engine
 test: prepare-model
 	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
 
-test-unit: install
-	$(BIN)/python -m pytest -q -m "not integration" $(PYTEST_ARGS)
+test-fast: install
+	$(BIN)/python -m pytest -q -ra -m fast $(PYTEST_ARGS)
+
+test-slow: prepare-model
+	$(BIN)/python -m pytest -q -ra -m slow $(PYTEST_ARGS)
+
+test-engine: prepare-model
+	$(BIN)/python -m pytest -q -ra -m engine $(PYTEST_ARGS)
+
+# no engine: the fast and slow lanes
+test-unit: prepare-model
+	$(BIN)/python -m pytest -q -ra -m "not engine" $(PYTEST_ARGS)
 
 finetune: prepare-model
 	$(BIN)/selfinstruct finetune -c pipelines/finetune.yaml -d $(RUN) -o $(RUN)/finetuned \

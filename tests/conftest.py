@@ -8,6 +8,26 @@ SHARED = ROOT.parent / "shared" / "data"
 SHARED_SEEDS = SHARED / "self_instruct_seed_tasks.jsonl"
 PROJECT_SEEDS = ROOT / "seed_tasks" / "seed_tasks.jsonl"
 
+# Test lanes (README, "Tests"): `engine` (a real vLLM engine or server, or Ray) and `slow` (CPU training,
+# a subprocess, or more than ~3 s) are declared on the tests; every other test is `fast`, and a fast test
+# must finish in FAST_TIMEOUT_S, setup and teardown included (pytest-timeout). `integration` is the old
+# name of `engine`: both marks select the same tests.
+FAST_TIMEOUT_S = 5
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by the marks added here
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        engine = item.get_closest_marker("engine") or item.get_closest_marker("integration")
+        if engine:
+            item.add_marker("engine")
+            item.add_marker("integration")
+        elif not item.get_closest_marker("slow"):
+            item.add_marker("fast")
+            # first in the item's own marks, so the closest: it overrides a module's or the test's own
+            # timeout (pytest-timeout reads item.get_closest_marker("timeout")). Needs more? Mark it slow.
+            item.add_marker(pytest.mark.timeout(FAST_TIMEOUT_S), append=False)
+
 
 @pytest.fixture
 def shared_seeds():

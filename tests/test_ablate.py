@@ -160,7 +160,7 @@ def test_verdict_follows_the_rule():
     assert verdicts(summary, (("judge", "random"),))["ifbench"].startswith("no verdict")
 
 
-@pytest.mark.integration
+@pytest.mark.engine
 @pytest.mark.timeout(1500)
 def test_ablate_smoke_on_the_embedded_model(tmp_path):
     """Four real fine-tunes (2 steps), one evaluation of the base and all four on IFBench and pairwise
@@ -194,6 +194,7 @@ def test_ablate_smoke_on_the_embedded_model(tmp_path):
     assert res.exit_code == 2 and "another plan" in res.output and (out / PLAN_FILE).read_text() == before
 
 
+@pytest.mark.slow  # a subprocess
 def test_quiet_redirections_nest_and_notes_still_reach_the_terminal(tmp_path):
     """ablate -q sends library output to OUT/ablate.log and evaluate -q (inside it) to its own log: our
     notes reach the terminal at every depth, library output never does."""

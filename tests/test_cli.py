@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from click.testing import CliRunner
 from rouge_score import rouge_scorer
 
@@ -58,6 +59,7 @@ def test_generate_unknown_model_path_exit_2(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow  # a subprocess
 def test_evaluate_quiet_keeps_library_logging_set_up_inside_off_the_terminal(tmp_path):
     """evaluate -q starts its vLLM engines inside the redirection, and vLLM sets its logging up then: a
     handler on sys.stdout, which is the log. What it logs after the redirection (an engine's shutdown, at

@@ -61,6 +61,7 @@ def _marker_rate(model_dir, prompts) -> float:
     return hits / len(prompts)
 
 
+@pytest.mark.slow  # DPO training
 @pytest.mark.timeout(1500)  # ~2-4 min alone; the CPU is often shared
 def test_tiny_dpo_learns_a_planted_preference_and_reloads(base_model, pairs_dir, tmp_path):
     out = tmp_path / "dpo"
@@ -109,6 +110,7 @@ def test_bad_preference_data_is_one_line_error(tmp_path, base_model):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow  # DPO training
 @pytest.mark.timeout(1200)
 def test_dpo_lora_adapter_checkpoint_resume_and_an_adapter_policy(tmp_path, base_model, pairs_dir):
     """What `dpo` shares with `finetune`: a LoRA adapter saved alone (--no-merge), checkpoints and
@@ -139,6 +141,7 @@ def test_dpo_lora_adapter_checkpoint_resume_and_an_adapter_policy(tmp_path, base
     assert not hasattr(load_causal_lm(str(full)), "peft_config")
 
 
+@pytest.mark.slow  # DPO training
 @pytest.mark.timeout(1200)
 def test_iterations_make_new_pairs_with_the_newest_model_and_resume(tmp_path, base_model):
     """--iterations 2: iteration 1 trains on DATA's pairs; iteration 2 makes new pairs with DATA's own

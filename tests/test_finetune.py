@@ -1,5 +1,5 @@
 """`selfinstruct finetune` / `selfinstruct evaluate`: real (tiny) fine-tunes of the embedded SmolLM2-135M
-on CPU, no mocks. The vLLM evaluation is marked `integration` (two engine starts)."""
+on CPU, no mocks. The vLLM evaluation is marked `engine` (two engine starts)."""
 from __future__ import annotations
 
 import json
@@ -66,6 +66,7 @@ def full_run(base_model, data_dir, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow  # trains (full_run)
 def test_full_finetune_learns_and_reloads(full_run):
     s = json.loads((full_run / "selfinstruct-finetune.json").read_text())
     assert s["kind"] == "full" and s["steps"] == 6 and s["train_examples"] == 12 and s["eval_examples"] == 4
@@ -88,6 +89,7 @@ def test_full_finetune_learns_and_reloads(full_run):
     assert "ZEBRA" in text, text
 
 
+@pytest.mark.slow  # imports transformers, loads a tokenizer: ~5 s alone
 def test_prompt_tokens_are_masked(base_model, data_dir, tmp_path):
     from selfinstruct.train.config import load_finetune_config
     from selfinstruct.train.data import resolve_data
@@ -109,6 +111,7 @@ def test_prompt_tokens_are_masked(base_model, data_dir, tmp_path):
         assert "ZEBRA-42" in trained and "box" not in trained, trained
 
 
+@pytest.mark.slow  # trains
 def test_lora_merge_saves_plain_model(base_model, data_dir, tmp_path):
     out = tmp_path / "merged"
     res = _invoke(["finetune", "-d", data_dir / "train.prompt_completion.jsonl", "-o", out, "--model", base_model,
@@ -135,6 +138,7 @@ def test_lora_merge_saves_plain_model(base_model, data_dir, tmp_path):
     assert torch.equal(merged[k], base[k]), "modules without LoRA stay unchanged"
 
 
+@pytest.mark.slow  # trains
 def test_lora_adapter_checkpoint_and_resume(base_model, data_dir, tmp_path):
     out = tmp_path / "adapter"
     args = ["finetune", "-d", data_dir, "-o", out, "--model", base_model, "--lora", "--no-merge",
@@ -160,6 +164,7 @@ def test_lora_adapter_checkpoint_and_resume(base_model, data_dir, tmp_path):
     assert hasattr(model, "peft_config")
 
 
+@pytest.mark.slow  # full_run trains; generation on CPU
 def test_evaluate_transformers(base_model, full_run, data_dir, tmp_path):
     out = tmp_path / "side_by_side.jsonl"
     res = _invoke(["evaluate", "--tuned", full_run, "--data", data_dir, "-o", out, "--engine", "transformers",
@@ -175,7 +180,7 @@ def test_evaluate_transformers(base_model, full_run, data_dir, tmp_path):
     assert "ROUGE-L" in res.stdout and "eval loss" in res.stdout
 
 
-@pytest.mark.integration
+@pytest.mark.engine
 @pytest.mark.timeout(1500)
 def test_evaluate_vllm(base_model, full_run, data_dir, tmp_path):
     """vLLM loads the saved folder; one engine start per model."""
@@ -260,6 +265,7 @@ def test_bad_config_key_and_value(tmp_path, data_dir):
     assert "missing.yaml" in err
 
 
+@pytest.mark.slow  # full_run trains, when this test runs alone
 def test_evaluate_missing_data(tmp_path, full_run):
     err = _one_line_error(_invoke(["evaluate", "--tuned", full_run, "--data", tmp_path / "nope.jsonl"]))
     assert "nope.jsonl" in err
@@ -361,6 +367,7 @@ def test_cli_precedence_and_flag_shapes(tmp_path, captured):
                                                                                             False, 8)
 
 
+@pytest.mark.slow  # sft_args are checked against TRL's SFTConfig: imports TRL, ~4 s alone
 def test_cli_bad_values_given_on_command_line(tmp_path, captured):
     base = ["finetune", "-d", tmp_path, "-o", tmp_path / "m"]
     for extra, field in ((["--lora-r", 0], "lora.r"), (["--set", "lora.r=0"], "lora.r"),
@@ -385,6 +392,7 @@ def test_train_modules_small_and_public():
                 assert not private, f"{f.name} imports {private} from {node.module}"
 
 
+@pytest.mark.slow  # loads the model 3 times, merges a LoRA
 @pytest.mark.timeout(600)
 def test_an_adapter_is_merged_once_into_the_cache(base_model, tmp_path, monkeypatch):
     """responses.model may be a LoRA adapter folder: it is merged into its base in a cache folder that

@@ -17,7 +17,7 @@ from selfinstruct.io.shards import read_stage_rows
 
 from .conftest import PROJECT_SEEDS, ROOT
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]  # engine or server start: ~70 s each
+pytestmark = [pytest.mark.engine, pytest.mark.timeout(1800)]  # engine or server start: ~70 s each
 
 
 def small(cfg, n=8):

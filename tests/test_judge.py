@@ -206,6 +206,7 @@ def test_the_openai_backend_sends_the_servers_structured_outputs_field():
     assert sorted(json.dumps(b.get("structured_outputs")) for b in bodies) == ['null', '{"choice": ["1", "2"]}']
 
 
+@pytest.mark.slow  # imports vLLM: ~5 s alone
 def test_the_vllm_backend_maps_choices_to_the_installed_versions_parameter():
     pytest.importorskip("vllm")
     from selfinstruct.backends.vllm_engine import structured_choice

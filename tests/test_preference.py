@@ -135,6 +135,7 @@ def test_the_length_guard_can_be_switched_off_and_its_ratio_set():
     assert choose([1.0, 5.0], [10, 21], PairsConfig(max_length_ratio=2.0))[1] == "length_imbalance"
 
 
+@pytest.mark.slow  # imports datasets, TRL, transformers: ~4.5 s alone
 def test_the_preference_export_loads_with_datasets_and_trl(pref_run):
     from datasets import load_dataset
     from transformers import AutoTokenizer

@@ -3,7 +3,8 @@ executor makes exactly the local executor's decisions and writes the same bytes;
 mid-job is retried by Ray to the same result; a job that fails for good commits nothing of it and a
 re-run resumes; `kill -9` of the driver and a re-run give the same dataset. Also what Ray is asked to
 place for a replica on GPU and CPU clusters (no engine starts). One local Ray cluster for
-the module (started and stopped here); every test has a hard timeout (a misplaced actor waits forever)."""
+the module (started and stopped here); every test has a hard timeout (a misplaced actor waits forever).
+The tests on that cluster are in the `engine` lane; the two that start no Ray are `fast`."""
 import json
 import os
 import signal
@@ -59,6 +60,7 @@ def without_config_hash(card: bytes) -> list[bytes]:
     return [line for line in card.splitlines() if not line.startswith(b"- pipeline config sha256:")]
 
 
+@pytest.mark.engine
 def test_ray_executor_writes_the_local_executors_bytes(cluster, tmp_path):
     local_run = local_files(tmp_path)
     cfg = config(tmp_path, "ray")
@@ -75,6 +77,7 @@ def test_ray_executor_writes_the_local_executors_bytes(cluster, tmp_path):
     assert len(manifest["parts"]) > 3  # several batches, over several Ray jobs (job_requests: 40)
 
 
+@pytest.mark.engine
 def test_out_of_order_rows_are_put_back_by_index(cluster):
     """The fake engine shuffles its answers; each must still reach its own request and batch."""
     from selfinstruct.backends import Request
@@ -106,6 +109,7 @@ class Crashing:
         return self.inner(batch)
 
 
+@pytest.mark.engine
 def test_a_replica_killed_mid_job_is_retried_to_the_same_result(cluster, tmp_path, monkeypatch):
     from selfinstruct.generate import ray_engines
 
@@ -130,6 +134,7 @@ class Failing:
         raise RuntimeError("replica out of memory")
 
 
+@pytest.mark.engine
 def test_a_failed_job_commits_nothing_of_it_and_a_rerun_resumes(cluster, tmp_path, monkeypatch):
     from selfinstruct.generate import ray_engines
 
@@ -154,6 +159,7 @@ def test_a_failed_job_commits_nothing_of_it_and_a_rerun_resumes(cluster, tmp_pat
     assert run_files(tmp_path / "run") == local_files(tmp_path, SHORT)
 
 
+@pytest.mark.engine
 def test_kill_9_of_the_driver_then_a_rerun_gives_the_same_dataset(cluster, tmp_path):
     cfg_path = tmp_path / "ray.yaml"
     config(tmp_path, "ray", stages=SHORT, job_requests=8)  # writes ray.yaml; small jobs: seconds apart, the kill lands between
@@ -191,6 +197,7 @@ def test_without_ray_executor_ray_fails_in_one_line(tmp_path, monkeypatch):
         load_config(tmp_path / "local.yaml", {"executor": "dask"})
 
 
+@pytest.mark.engine
 def test_bootstrap_requests_fan_out_to_replicas_and_answers_match_one_engine(cluster):
     """The generator's single writer stays in the driver; its requests spread over K replicas held by
     Ray, and every answer is the one a single engine gives for that request (the pipeline test above
@@ -217,6 +224,7 @@ def test_bootstrap_requests_fan_out_to_replicas_and_answers_match_one_engine(clu
         backend.close()
 
 
+@pytest.mark.engine
 def test_a_dead_replica_fails_its_requests_and_gets_no_more(cluster):
     """A replica whose actor dies is a dead server: its requests come back failed (never final data: the
     stage stops with exit 3 and a re-run asks them again), the others are answered, new requests go to
@@ -247,6 +255,7 @@ def test_a_dead_replica_fails_its_requests_and_gets_no_more(cluster):
         backend.close()
 
 
+@pytest.mark.engine
 @pytest.mark.parametrize("gpus", [False, True])
 def test_replicas_are_placed_by_the_clusters_resources(cluster, tmp_path, monkeypatch, gpus):
     """What Ray's LLM processor is asked for (no engine starts): exactly `replicas` engines (a fixed pool,
@@ -283,6 +292,7 @@ def test_replicas_are_placed_by_the_clusters_resources(cluster, tmp_path, monkey
             assert (kw.get("num_gpus"), kw["num_cpus"]) == (None, 4.0) and "ray_remote_args_fn" not in kw
 
 
+@pytest.mark.engine
 def test_vllm_settings_of_the_driver_reach_the_workers_of_a_cluster(cluster):
     """VLLM_BATCH_INVARIANT=1 (or any VLLM_ variable) set for `selfinstruct generate` applies to its
     replicas on a cluster it connects to, whose workers have the environment `ray start` had."""

@@ -28,7 +28,7 @@ from selfinstruct.generate.pipeline import run_pipeline
 from .conftest import PROJECT_SEEDS, ROOT, run_files, stage_rows
 
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.engine, pytest.mark.timeout(900)]
 
 REPLICA = "MapBatches(vLLMEngineStageUDF)"  # in the process title of a ray.data.llm vLLM replica
 

@@ -362,6 +362,7 @@ def test_disk_full_during_a_commit_is_one_line_and_resumes(tmp_path, monkeypatch
     assert list(read_stage_rows(run / "bootstrap")) == list(read_stage_rows(other / "bootstrap"))
 
 
+@pytest.mark.slow  # a subprocess CLI
 def test_sigterm_gets_the_same_clean_message_as_ctrl_c(tmp_path):
     cfg = write_cfg(tmp_path, "stages: [bootstrap]\nbootstrap: {num_instructions: 100000, requests_per_round: 1, "
                               "max_rounds: 100000}\n")

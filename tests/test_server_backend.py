@@ -19,7 +19,7 @@ from selfinstruct.io.shards import read_stage_rows
 from .conftest import ROOT
 from .vllm_server import VllmServer
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]  # engine or server start: ~70 s each
+pytestmark = [pytest.mark.engine, pytest.mark.timeout(1800)]  # engine or server start: ~70 s each
 STAGES = ("bootstrap", "classify", "instances", "filter")
 CLI = os.path.join(os.path.dirname(sys.executable), "selfinstruct")
 

@@ -53,6 +53,7 @@ def test_resume_continues_unchanged_stages_and_refuses_the_changed_one_in_one_li
     assert run_files(run) == before  # nothing discarded
 
 
+@pytest.mark.slow  # trains
 @pytest.mark.timeout(600)
 def test_finetune_trains_on_the_export_of_the_earlier_release(release, tmp_path):
     from selfinstruct.models import prepare_embedded_model
