@@ -160,7 +160,7 @@ def test_verdict_follows_the_rule():
     assert verdicts(summary, (("judge", "random"),))["ifbench"].startswith("no verdict")
 
 
-@pytest.mark.engine
+@pytest.mark.slow  # four CPU fine-tunes, evaluated with transformers (--engine transformers): no vLLM
 @pytest.mark.timeout(1500)
 def test_ablate_smoke_on_the_embedded_model(tmp_path):
     """Four real fine-tunes (2 steps), one evaluation of the base and all four on IFBench and pairwise

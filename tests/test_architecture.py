@@ -177,7 +177,7 @@ def test_config_precedence_yaml_then_set_then_flag(tmp_path):
     assert (cfg.seed, cfg.bootstrap.requests_per_round, cfg.classify.sampling.stop) == (2, 4, ["x", "y"])
     cfg = load_config(p, {"seed": 3}, sets=["seed=2"])
     assert cfg.seed == 3 and cfg.bootstrap.num_instructions == 5
-    with pytest.raises(UserError, match=r"field 'bootstrap.requests_per_round': must be >= 1 \(given on the command line\)"):
+    with pytest.raises(UserError, match=r"field 'bootstrap.requests_per_round': must be >= 1 and <= 65536 \(given"):
         load_config(p, sets=["bootstrap.requests_per_round=0"])
     # through the CLI: --set and a flag, the flag wins; the run is made with the fake backend
     out = tmp_path / "run"

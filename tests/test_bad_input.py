@@ -119,3 +119,81 @@ def test_a_run_name_with_a_separator_is_fine_with_o(tmp_path):
                    "bootstrap: {num_instructions: 4}\n")
     r = CliRunner().invoke(main, ["generate", "-c", str(cfg), "-o", str(tmp_path / "run"), "-q"])
     assert r.exit_code == 0 and (tmp_path / "run" / "bootstrap" / "manifest.json").is_file(), r.output
+
+
+# --------------------------------------------------------------- only finite, bounded numeric settings
+
+def _one_line_error(r) -> str:
+    """The CLI's answer to a bad setting: exit 2, one line, no traceback."""
+    assert r.exit_code == 2, (r.exit_code, r.output)
+    assert isinstance(r.exception, SystemExit) and "Traceback" not in r.output, r.output
+    assert r.output.count("\n") == 1, r.output
+    return r.output.strip()
+
+
+NON_FINITE = [(".nan", "nan"), (".inf", "inf"), ("-.inf", "-inf")]
+
+
+@pytest.mark.parametrize("text, line, field", [
+    ("name: x\nbootstrap:\n  sampling:\n    temperature: {}\n", 4, "bootstrap.sampling.temperature"),
+    ("openai:\n  timeout_s: {}\n", 2, "openai.timeout_s"),
+    ("bootstrap:\n  filters:\n    rouge_threshold: {}\n", 3, "bootstrap.filters.rouge_threshold"),
+    ("export:\n  eval_fraction: {}\n", 2, "export.eval_fraction"),
+])
+@pytest.mark.parametrize("value, shown", NON_FINITE)
+def test_a_nan_or_infinite_setting_is_a_config_error(tmp_path, text, line, field, value, shown):
+    """NaN passes every range check, and a NaN temperature or timeout failed each request (a run that said
+    "re-run to resume", which never could); a NaN threshold or eval fraction ended in a traceback."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text.format(value))
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["generate", "-c", str(cfg), "-o", str(out), "-q"])
+    assert _one_line_error(r) == f"error: {cfg}:{line}: field '{field}': expected a finite number, got {shown}"
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("text, line, field, expect", [
+    ("seed: 4294967296\n", 1, "seed", "must be >= 0 and <= 4294967295"),  # numpy's seeds: 0..2**32-1
+    ("seed: -1\n", 1, "seed", "must be >= 0 and <= 4294967295"),
+    ("bootstrap:\n  sampling: {max_tokens: 100000000000}\n", 2, "bootstrap.sampling.max_tokens",
+     "must be >= 1 and <= 16777216"),
+    ("openai:\n  timeout_s: 1e12\n", 2, "openai.timeout_s", "must be > 0.0 and <= 86400.0"),
+    ("openai:\n  max_concurrency: 1000000000\n", 2, "openai.max_concurrency", "must be >= 1 and <= 65536"),
+    ("name: x\nopenai:\n  base_urls: []\n", 3, "openai.base_urls", "must list at least one server URL"),
+    ("openai:\n  timeout_s: 1" + "0" * 400 + "\n", 2, "openai.timeout_s", "expected a finite number, got inf"),
+])
+def test_out_of_bound_settings_are_config_errors(tmp_path, text, line, field, expect):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    r = CliRunner().invoke(main, ["generate", "-c", str(cfg), "-o", str(tmp_path / "run"), "-q"])
+    assert _one_line_error(r) == f"error: {cfg}:{line}: field '{field}': {expect}"
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("args, field, expect", [
+    (["--set", "bootstrap.sampling.temperature=.nan"], "bootstrap.sampling.temperature",
+     "expected a finite number, got nan"),  # YAML's NaN
+    (["--set", "bootstrap.sampling.temperature=nan"], "bootstrap.sampling.temperature",
+     "expected a number, got 'nan'"),  # a string to YAML
+    (["--set", "openai.timeout_s=-.inf"], "openai.timeout_s", "expected a finite number, got -inf"),
+    (["--set", "export.eval_fraction=1e999"], "export.eval_fraction", "expected a finite number, got inf"),
+    (["--set", "openai.base_urls=[]"], "openai.base_urls", "must list at least one server URL"),
+    (["--seed", "4294967296"], "seed", "must be >= 0 and <= 4294967295"),
+])
+def test_command_line_settings_get_the_same_checks(tmp_path, args, field, expect):
+    r = CliRunner().invoke(main, ["generate", "-c", str(ROOT / "pipelines" / "default.yaml"),
+                                  "-o", str(tmp_path / "run"), "-q", *args])
+    assert _one_line_error(r) == f"error: field '{field}': {expect} (given on the command line)"
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("command, args, field, expect", [
+    ("finetune", ["--lr", "nan"], "learning_rate", "expected a finite number, got nan"),  # click reads "nan"
+    ("finetune", ["--set", "max_grad_norm=.inf"], "max_grad_norm", "expected a finite number, got inf"),
+    ("finetune", ["--seed", "4294967296"], "seed", "must be >= 0 and <= 4294967295"),
+    ("dpo", ["--set", "beta=.nan"], "beta", "expected a finite number, got nan"),
+])
+def test_train_settings_are_finite_and_bounded_too(tmp_path, command, args, field, expect):
+    r = CliRunner().invoke(main, [command, "-d", str(tmp_path), "-o", str(tmp_path / "m"), *args])
+    assert _one_line_error(r) == f"error: field '{field}': {expect} (given on the command line)"
+    assert not (tmp_path / "m").exists()

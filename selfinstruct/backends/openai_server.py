@@ -31,11 +31,18 @@ class OpenAIOptions:
     base_urls: list[str] = setting(factory=lambda: ["http://127.0.0.1:8000/v1"],
                                    help="server URL(s), requests are spread over them")
     api_key_env: str = setting("OPENAI_API_KEY", help="environment variable that holds the API key")
-    max_concurrency: int = setting(32, min=1, help="requests in flight at once (all URLs together)")
-    timeout_s: float = setting(120.0, min=0.0, min_exclusive=True, help="timeout per request, seconds")
-    max_retries: int = setting(6, min=0, help="retries of a failed request (connection errors, 5xx, 429)")
-    backoff_s: float = setting(0.5, min=0.0, help="first retry delay, doubled each retry")
-    max_response_bytes: int = setting(8 << 20, min=1024, help="a larger answer is a failed request")
+    max_concurrency: int = setting(32, min=1, max=65536, help="requests in flight at once (all URLs together)")
+    timeout_s: float = setting(120.0, min=0.0, max=86400.0, min_exclusive=True, help="timeout per request, seconds")
+    # the pause before retry n is backoff_s * 2**n (a float: it overflows past n ~ 1000), then capped at
+    # MAX_WAIT_S = 60 s, so a longer first pause would mean nothing
+    max_retries: int = setting(6, min=0, max=100, help="retries of a failed request (connection errors, 5xx, 429)")
+    backoff_s: float = setting(0.5, min=0.0, max=60.0, help="first retry delay, doubled each retry")
+    max_response_bytes: int = setting(8 << 20, min=1024, max=1 << 30,
+                                      help="a larger answer is a failed request (buffered: this sizes memory)")
+
+    def check(self, err) -> None:
+        if not self.base_urls:  # requests are spread over the URLs: none would leave them nowhere to go
+            err("base_urls", "must list at least one server URL")
 
 
 def refuse_url_credentials(urls, flag: str, key_env: str = OpenAIOptions.api_key_env) -> None:

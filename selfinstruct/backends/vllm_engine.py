@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..io.settings import setting
+from ..io.settings import TOKENS_MAX, setting
 from . import register_backend
 from .base import Backend, Completion, Request
 from .chat import chat_token_ids
@@ -15,7 +15,8 @@ from .chat import chat_token_ids
 @dataclass
 class VllmOptions:
     """Extra engine arguments for the in-process vLLM engine (vllm.LLM)."""
-    max_model_len: int = setting(2048, min=16, help="context length of the engine (prompt + completion)")
+    max_model_len: int = setting(2048, min=16, max=TOKENS_MAX,
+                                 help="context length of the engine (prompt + completion)")
     dtype: str = setting("auto", choices=("auto", "float32", "bfloat16", "float16", "half", "float"),
                          help="weights dtype (auto: float32 for the embedded model, else the model's)")
     gpu_memory_utilization: float | None = setting(

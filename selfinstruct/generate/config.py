@@ -14,8 +14,8 @@ from typing import Any, Iterator
 from ..backends import backends
 from ..hub import BEGIN, END
 from ..io.errors import UserError
-from ..io.settings import (Err, apply_overrides, build, error_reporter, parse_set, public_fields, read_yaml, setting,
-                           to_dict, unknown_key)
+from ..io.settings import (SEED_MAX, TOKENS_MAX, Err, apply_overrides, build, error_reporter, parse_set, public_fields,
+                           read_yaml, setting, to_dict, unknown_key)
 from ..models import EMBEDDED_MODEL
 from .ray_executor import RayOptions
 from .registry import stages as registered_stages
@@ -23,9 +23,9 @@ from .registry import stages as registered_stages
 
 @dataclass
 class Sampling:
-    temperature: float = setting(1.0, min=0.0, help="0: greedy")
+    temperature: float = setting(1.0, min=0.0, max=100.0, help="0: greedy")
     top_p: float = setting(1.0, min=0.0, max=1.0, min_exclusive=True)
-    max_tokens: int = setting(256, min=1, help="completion budget per request")
+    max_tokens: int = setting(256, min=1, max=TOKENS_MAX, help="completion budget per request")
     stop: list[str] = setting(factory=list, help="stop strings")
     frequency_penalty: float = setting(0.0, min=-2.0, max=2.0)
     presence_penalty: float = setting(0.0, min=-2.0, max=2.0)
@@ -57,7 +57,7 @@ class StageModel:
 @dataclass
 class PipelineConfig:
     name: str = setting("default", help="run name (default run directory: runs/NAME)")
-    seed: int = setting(42, flag="--seed", help="global seed; per-request seeds derive from it")
+    seed: int = setting(42, min=0, max=SEED_MAX, flag="--seed", help="global seed; per-request seeds derive from it")
     model: str = setting(EMBEDDED_MODEL, flag="--model",
                          help="HF model id or local path (default: the embedded SmolLM2-135M-Instruct)")
     backend: str = setting("vllm", flag="--backend",

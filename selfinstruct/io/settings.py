@@ -8,6 +8,7 @@ Cross-field rules live in the dataclass's own `check(self, err)` method."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import typing
 from dataclasses import MISSING, dataclass, field
@@ -20,6 +21,11 @@ from .errors import UserError
 from .jsonl import read_regular
 
 Err = Callable[[str, str], typing.NoReturn]
+
+# Upper bounds that several settings share: far beyond real use, they stop absurd values at the start of
+# a run instead of in every request (a server refuses them) or in the engine's start
+SEED_MAX = 2**32 - 1  # vLLM and transformers seed numpy with the run's seed, which takes 0..2**32-1
+TOKENS_MAX = 1 << 24  # 16M tokens: a context or completion beyond any model's
 
 
 def setting(default: Any = MISSING, *, help: str = "", min: float | None = None, max: float | None = None,
@@ -188,7 +194,16 @@ def convert(value: Any, tp: Any, path: str, err: Err) -> Any:
             value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             err(path, f"expected a number, got {value!r}")
-        return float(value)
+        # the one rule for every float setting, whatever its bounds: NaN passes every comparison (no min/max
+        # catches it), and a NaN or infinite temperature, timeout or fraction would fail each request or a
+        # later stage, not the start of the run
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond any float (1000...0)
+            number = math.inf if value > 0 else -math.inf
+        if not math.isfinite(number):
+            err(path, f"expected a finite number, got {number!r}")
+        return number
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             err(path, f"expected an integer, got {value!r}")
@@ -239,10 +254,11 @@ def check_ranges(obj: Any, err: Err, path: str = "") -> None:
                     where = f"{p}[{i}]" if isinstance(value, list) else p
                     err(where, f"must be one of {', '.join(map(str, choices))}, got {v!r}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if lo is not None and (value < lo or (m.get("min_exclusive") and value == lo)):
-                err(p, f"must be {'>' if m.get('min_exclusive') else '>='} {lo}" + (f" and <= {hi}" if hi is not None else ""))
-            if hi is not None and value > hi:
-                err(p, f"must be <= {hi}" + (f" and >= {lo}" if lo is not None else ""))
+            exclusive = m.get("min_exclusive")
+            if (lo is not None and (value < lo or (exclusive and value == lo))) or (hi is not None and value > hi):
+                bounds = ([f"{'>' if exclusive else '>='} {lo}"] if lo is not None else []) + \
+                         ([f"<= {hi}"] if hi is not None else [])
+                err(p, "must be " + " and ".join(bounds))
     check = getattr(obj, "check", None)
     if callable(check):
         check(lambda p, msg: err(f"{path}.{p}" if path else p, msg))

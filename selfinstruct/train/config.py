@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..io.settings import Err, load_settings, setting
+from ..io.settings import SEED_MAX, TOKENS_MAX, Err, load_settings, setting
 from .loading import is_adapter_dir
 from ..models import EMBEDDED_MODEL
 
@@ -47,7 +47,7 @@ class TrainerSettings:
     """The settings `finetune` (SFT) and `dpo` (DPO) mean the same thing by, declared once; each command's
     config adds its own fields and may redeclare one with its own default and help (it keeps its place)."""
     model: str = setting(EMBEDDED_MODEL, help="Base model: HF id, local folder or embedded:smollm2-135m-instruct.")
-    seed: int = setting(42, help="Seed of the trainer and of the data order.")
+    seed: int = setting(42, min=0, max=SEED_MAX, help="Seed of the trainer and of the data order.")
     learning_rate: float | None = setting(None, flag="--lr", min=0, min_exclusive=True,
                                           help="Learning rate (default: 2e-5 full, 2e-4 LoRA).")
     epochs: float = setting(3.0, min=0, min_exclusive=True, help="Number of epochs (ignored when --max-steps is set).")
@@ -55,8 +55,8 @@ class TrainerSettings:
     batch_size: int = setting(8, min=1, help="Per-device train batch size.")
     eval_batch_size: int | None = setting(None, min=1, help="Per-device eval batch size (default: --batch-size).")
     grad_accum: int = setting(1, min=1, help="Gradient accumulation steps.")
-    max_length: int = setting(1024, min=8, help="Max tokens per example (prompt + completion); longer ones are "
-                                                "cut at the end.")
+    max_length: int = setting(1024, min=8, max=TOKENS_MAX,
+                              help="Max tokens per example (prompt + completion); longer ones are cut at the end.")
     warmup: float = setting(0.0, min=0, help="Warmup: fraction of the steps (< 1) or number of steps (>= 1).")
     lr_scheduler: str = setting("linear", help="Any transformers scheduler name: linear, cosine, constant, ...")
     weight_decay: float = setting(0.0, min=0, help="Weight decay.")
@@ -137,7 +137,8 @@ class DpoConfig(TrainerSettings):
                                    help="trl.DPOConfig loss_type (a list in TRL 1.x; sigmoid: the DPO paper's loss).")
     epochs: float = setting(1.0, min=0, min_exclusive=True, help="Number of epochs (ignored when --max-steps is set).")
     batch_size: int = setting(4, min=1, help="Per-device train batch size (pairs).")
-    max_length: int = setting(1024, min=8, help="Max tokens per sequence (prompt + answer), cut at the end.")
+    max_length: int = setting(1024, min=8, max=TOKENS_MAX,
+                              help="Max tokens per sequence (prompt + answer), cut at the end.")
     dpo_args: dict[str, Any] = setting(factory=dict, help="Any other trl.DPOConfig field (YAML or --set only).")
     default_lr: ClassVar[tuple[float, float]] = (1e-6, 2e-5)
 

@@ -20,12 +20,13 @@ class BootstrapConfig(StageModel):
     prompt_format: str = setting("completion", choices=("completion", "chat"))
     num_seed_demos: int = setting(6, min=0, help="seed tasks shown per prompt")
     num_machine_demos: int = setting(2, min=0, help="generated instructions shown per prompt")
-    requests_per_round: int = setting(16, min=1)
+    requests_per_round: int = setting(16, min=1, max=65536, help="requests built and sent per round")
     max_rounds: int = setting(200, min=1)
     nearest_floor: float = setting(0.0, min=0.0, max=1.0,
                                    help="nearest-instruction provenance is exact whenever its score > this")
-    overlap_depth: int = setting(16, min=1, help="look-ahead: round r is built (its machine demos picked) "
-                                                 "once rounds <= r - depth are done (1: one round at a time)")
+    overlap_depth: int = setting(16, min=1, max=1024,
+                                 help="look-ahead: round r is built (its machine demos picked) once rounds "
+                                      "<= r - depth are done (1: one round at a time)")
     sampling: Sampling = setting(factory=lambda: Sampling(temperature=1.0, top_p=1.0, max_tokens=256))
     filters: InstructionFilters = setting(factory=InstructionFilters)
 

@@ -17,7 +17,7 @@ from typing import Any
 from ...backends.base import Completion
 from ...io.errors import UserError
 from ...io.records import Record, Reject
-from ...io.settings import setting
+from ...io.settings import SEED_MAX, setting
 from ..context import derive_seed
 from ..registry import register_stage
 from ..stage import BatchStage, StageResult
@@ -35,7 +35,8 @@ class SelectConfig:
                                               "a random k)")
     fraction: float | None = setting(None, min=0.0, max=1.0, min_exclusive=True,
                                      help="keep this share of the input, first by the ranking")
-    seed: int | None = setting(None, help="seed of the random sample and of tie-breaking (default: the pipeline's)")
+    seed: int | None = setting(None, min=0, max=SEED_MAX,
+                               help="seed of the random sample and of tie-breaking (default: the pipeline's)")
     batch_size: int = setting(1024, min=1, help="records per shard")
 
     def check(self, err) -> None:
