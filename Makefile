@@ -39,7 +39,7 @@ alpaca:
 test: prepare-model
 	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
 
-test-fast: install
+test-fast: prepare-model
 	$(BIN)/python -m pytest -q -ra -m fast $(PYTEST_ARGS)
 
 test-slow: prepare-model
