@@ -49,7 +49,7 @@ def generate(config_path, out_dir, num_instructions, base_urls, sets, force, qui
     from .backends.openai_server import refuse_url_credentials
     from .generate.config import default_run_dir, load_config
     from .generate.pipeline import format_summary, run_pipeline
-    from .generate.registry import stages
+    from .generate.plugins import stages
 
     overrides = given(_PIPELINE_FLAGS, flags)
     if num_instructions is not None:
@@ -209,7 +209,7 @@ def dpo(config_path, data, out_dir, eval_data, no_eval, sets, resume, overwrite,
 
     cfg = load_dpo_config(config_path, given(_DPO_OPTIONS, settings), sets=sets)
     if iterations > 1:
-        from .train.iterate import format_iterations, run_iterations
+        from .workflows.iterate import format_iterations, run_iterations
         if resume or overwrite or eval_data:
             raise UserError("--iterations resumes by itself and takes each iteration's own eval pairs: leave out "
                             "--resume, --overwrite and --eval-data (delete OUT to start over)")
@@ -281,8 +281,8 @@ def ablate(run_dir, out_dir, selectors, fraction, examples, config_path, sets, s
     """Which selection of a run trains the better model: one held-out split shared by all, the same number
     of examples and optimizer steps per selection, one fine-tune each (the `finetune:` settings), one
     evaluation of all, a table with 95% intervals and the verdict of a rule fixed before the run."""
-    from .ablate.command import format_ablation, plan_only, run_ablate
-    from .ablate.plan import SELECTORS, make_plan
+    from .workflows.ablate.command import format_ablation, plan_only, run_ablate
+    from .workflows.ablate.plan import SELECTORS, make_plan
     from .backends.openai_server import refuse_url_credentials
     from .train.config import load_finetune_config
 

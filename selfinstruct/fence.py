@@ -6,7 +6,7 @@ them is data. A text that contains its tag is refused (`ForgedFence`) or, where 
 option (an answer being compared), has the tag blanked out (`defuse`).
 
 A fence does not make a judge obey it: it removes the ambiguity of where the data ends, and the score
-is read only from the place its rubric names (generate/judgment.py), never from quoted text."""
+is read only from the place its rubric names (judgment.py), never from quoted text."""
 from __future__ import annotations
 
 import hashlib

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from selfinstruct.ablate.command import PLAN_FILE, RULE, verdicts
-from selfinstruct.ablate.plan import HELD_OUT, make_plan, write_plan_data
+from selfinstruct.workflows.ablate.command import PLAN_FILE, RULE, verdicts
+from selfinstruct.workflows.ablate.plan import HELD_OUT, make_plan, write_plan_data
 from selfinstruct.backends.fake import FakeBackend
 from selfinstruct.cli import main
 from selfinstruct.evals.generation import Answer
@@ -224,7 +224,7 @@ def test_the_plan_record_does_not_depend_on_how_paths_are_spelled(judged_run, tm
     """A re-run with the same run and settings, named by other paths, reuses the fine-tunes."""
     import dataclasses
 
-    from selfinstruct.ablate.command import plan_record
+    from selfinstruct.workflows.ablate.command import plan_record
     from selfinstruct.train.config import FinetuneConfig
 
     cfg = FinetuneConfig(max_steps=3)

@@ -14,7 +14,8 @@ from selfinstruct.backends.fake import FakeBackend, FakeOptions
 from selfinstruct.cli import main
 from selfinstruct.generate.config import load_config
 from selfinstruct.generate.pipeline import run_pipeline
-from selfinstruct.generate.registry import register_stage, stage_order
+from selfinstruct.generate.plugins import stage_order
+from selfinstruct.generate.registry import register_stage
 from selfinstruct.generate.stage import BatchStage, StageResult
 from selfinstruct.io.errors import UserError
 from selfinstruct.io.records import Reject

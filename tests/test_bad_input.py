@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from selfinstruct.cli import main
 from selfinstruct.generate.config import load_config
 from selfinstruct.io.errors import UserError
-from selfinstruct.generate.seeds import load_seed_tasks
+from selfinstruct.io.seeds import load_seed_tasks
 
 from .conftest import PROJECT_SEEDS, ROOT
 

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 
 from selfinstruct.backends.fake import FakeBackend
 from selfinstruct.cli import main
-from selfinstruct.generate.config import load_config, stable_hash
+from selfinstruct.generate.config import load_config
+from selfinstruct.io.hashing import stable_hash
 from selfinstruct.generate.pipeline import run_pipeline
 from selfinstruct.hub.card import BEGIN, END, check_card
 from selfinstruct.hub.configs import DataConfig, DataFile, DataLayout, dataset_configs, size_category

@@ -15,7 +15,7 @@ from selfinstruct.evals import benchmarks
 from selfinstruct.evals.benchmarks import benchmark_prompts, ifbench_file, load_ifbench
 from selfinstruct.evals.decontaminate import Decontaminator
 from selfinstruct.generate.config import load_config
-from selfinstruct.generate.pipeline import run_pipeline
+from selfinstruct.generate.pipeline import run_pipeline, run_stage
 from selfinstruct.generate.stages.export import Export, ExportConfig
 from selfinstruct.io.errors import UserError
 from selfinstruct.io.records import Instance, Record
@@ -149,7 +149,7 @@ def make_stage(run, name, records, hash_="h"):
 def export(run, inputs, **settings):
     ctx = SimpleNamespace(cfg=SimpleNamespace(seed=1))
     store = StageStore(run, "export", "h-export")
-    Export(ctx, ExportConfig(eval_fraction=0.25, **settings)).run(store, inputs)
+    run_stage(Export(ctx, ExportConfig(eval_fraction=0.25, **settings)), store, inputs)
     return store
 
 

@@ -12,7 +12,7 @@ from rouge_score import rouge_scorer
 from selfinstruct.generate.config import load_config
 from selfinstruct.io.errors import UserError
 from selfinstruct.generate.pipeline import run_pipeline
-from selfinstruct.generate.seeds import load_seed_tasks
+from selfinstruct.io.seeds import load_seed_tasks
 from selfinstruct.io.shards import read_stage_rows
 
 from .conftest import PROJECT_SEEDS, ROOT

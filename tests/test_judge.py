@@ -17,7 +17,7 @@ from selfinstruct.backends.fake import FakeBackend, answer, judge_rule, judged_a
 from selfinstruct.cli import main
 from selfinstruct.fence import ForgedFence, fence_tag, note
 from selfinstruct.generate.config import Sampling
-from selfinstruct.generate.judgment import CHOICE, LAST_LINE, parse_judgment
+from selfinstruct.judgment import CHOICE, LAST_LINE, parse_judgment
 from selfinstruct.generate.pipeline import run_pipeline
 from selfinstruct.generate.prompts import RUBRICS, judge_prompt
 from selfinstruct.generate.stages.judge import Judge, JudgeConfig

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from selfinstruct.backends.fake import FakeBackend, FakeOptions
 from selfinstruct.cli import main
 from selfinstruct.generate.config import load_config
-from selfinstruct.generate.context import derive_seed
+from selfinstruct.generate.options import derive_seed
 from selfinstruct.generate.pipeline import run_pipeline
 from selfinstruct.generate.stages.pairs import PairsConfig, choose
 from selfinstruct.io.errors import Incomplete, UserError

@@ -317,7 +317,7 @@ def test_a_refused_rerun_leaves_run_json_alone(tmp_path):
 
 
 def test_duplicate_seed_ids_name_their_line(tmp_path):
-    from selfinstruct.generate.seeds import load_seed_tasks
+    from selfinstruct.io.seeds import load_seed_tasks
     p = tmp_path / "s.jsonl"
     p.write_text('{"id": "a", "instruction": "x y z", "instances": []}\n{"id": "b", "instruction": "p q r", '
                  '"instances": []}\n{"id": "a", "instruction": "u v w", "instances": []}\n')

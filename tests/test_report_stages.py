@@ -13,17 +13,17 @@ REPORT_DIR = Path(__file__).resolve().parents[1] / "selfinstruct" / "report"
 MAX_MODULE_LINES = 400
 
 
-def _stage(run: Path, name: str, rows, rejects=(), counts=None) -> None:
+def _stage(run: Path, name: str, rows, rejects=(), counts=None, extra=None) -> None:
     store = StageStore(run, name, f"h-{name}")
     store.commit(list(rows), list(rejects), counts=counts or {})
-    store.finish()
+    store.finish(extra)
 
 
 def _run_with_unregistered_stages(root: Path) -> Path:
     """bootstrap, then two stages this installation does not register ("judge" of a plugin, say)."""
     run = root / "run"
     _stage(run, "bootstrap", [{"id": f"b{i}", "instruction": f"Write a poem about the number {i}."}
-                              for i in range(3)], counts={"kept": 3})
+                              for i in range(3)], counts={"kept": 3}, extra={"reached": True})  # as a generator's
     _stage(run, "zz_judge", [{"id": "b0", "instruction": "Write a poem about the number 0.", "score": 4},
                              {"id": "b2", "instruction": "Write a poem about the number 2.", "score": 5}],
            [{"id": "b1", "instruction": "Write a poem about the number 1.", "reason": "low_score"}],
@@ -40,7 +40,7 @@ def test_unregistered_stage_listed_by_stats_and_paged_by_show(tmp_path):
     r = cli.invoke(main, ["stats", str(run), "--no-plots"])
     assert r.exit_code == 0, r.output
     rows = re.findall(r"^(\w+)\s+complete\s+(\d+)\s+(\d+)\s+(\d+)", r.output, re.M)
-    # registered stages in pipeline order first, then the unregistered ones alphabetically
+    # no run.json: the generator first (its manifest says so), then the others by name
     assert rows == [("bootstrap", "3", "3", "0"), ("aa_extra", "1", "1", "0"), ("zz_judge", "3", "2", "1")]
     assert re.search(r"^zz_judge\s+record\s+low_score\s+1\s+33\.3%$", r.output, re.M)
     assert re.search(r"^zz_judge/low_score\s+b1\s+Write a poem about the number 1\.$", r.output, re.M)

@@ -5,7 +5,7 @@ import pytest
 from rouge_score import rouge_scorer
 
 from selfinstruct.io.errors import UserError
-from selfinstruct.generate.seeds import load_seed_tasks
+from selfinstruct.io.seeds import load_seed_tasks
 
 from .conftest import PROJECT_SEEDS, write_jsonl
 

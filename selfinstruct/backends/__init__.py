@@ -4,62 +4,10 @@ config section of a backend, the CLI's `--backend` choices and the fail-fast mod
 this registry."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from importlib.metadata import entry_points
-from typing import Any
-
+from . import openai_server, vllm_engine  # noqa: F401  (the built-in backends register themselves; vllm is
+#                                            imported when an engine is created)
 from .base import Backend, Completion, Request
-
-
-@dataclass(frozen=True)
-class BackendSpec:
-    name: str
-    cls: type[Backend]
-    options: type  # the dataclass of its config section
-    local_model: bool  # the model must be a folder here (in-process engines): resolved before anything runs
-    in_process: bool  # holds the model in this machine's (GPU) memory: one such engine at a time
-
-
-_BACKENDS: dict[str, BackendSpec] = {}
-
-
-def register_backend(name: str, options: type, *, local_model: bool = False, in_process: bool = False):
-    """Class decorator: `cls(model, options, seed=...)` becomes available as `backend: name`."""
-    def deco(cls: type[Backend]) -> type[Backend]:
-        cls.kind = name
-        _BACKENDS[name] = BackendSpec(name, cls, options, local_model, in_process)
-        return cls
-    return deco
-
-
-_plugins_loaded = False
-
-
-def _load_plugins() -> None:
-    """Backends of other packages (and the test backend `fake`) register through the entry-point
-    group `selfinstruct.backends`: importing the module named there runs its @register_backend."""
-    global _plugins_loaded
-    if not _plugins_loaded:
-        _plugins_loaded = True
-        for ep in entry_points(group="selfinstruct.backends"):
-            ep.load()
-
-
-def backends() -> dict[str, BackendSpec]:
-    _load_plugins()
-    return dict(_BACKENDS)
-
-
-def backend_spec(name: str) -> BackendSpec:
-    return backends()[name]
-
-
-def create_backend(name: str, model: str, options: Any, *, seed: int = 0) -> Backend:
-    return backend_spec(name).cls(model, options, seed=seed)
-
-
-# the built-in backends register themselves (vllm is imported when an engine is created)
-from . import openai_server, vllm_engine  # noqa: E402,F401
+from .registry import BackendSpec, backend_spec, backends, create_backend, register_backend
 
 __all__ = ["Backend", "BackendSpec", "Completion", "Request", "backend_spec", "backends", "create_backend",
            "register_backend"]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Hashable
 
 from ..io.settings import setting
-from . import register_backend
+from .registry import register_backend
 from .base import Backend, Completion, Request
 
 

@@ -21,7 +21,7 @@ from ..io.console import terminal
 from ..io.errors import UserError
 from ..io.secrets import has_credentials, redact
 from ..io.settings import setting
-from . import register_backend
+from .registry import register_backend
 from .base import Backend, Completion, Request
 
 

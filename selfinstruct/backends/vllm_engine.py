@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io.settings import TOKENS_MAX, setting
-from . import register_backend
+from .registry import register_backend
 from .base import Backend, Completion, Request
 from .chat import chat_token_ids
 

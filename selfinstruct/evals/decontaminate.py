@@ -28,7 +28,9 @@ from typing import Any, Iterable
 
 from ..dedup import RougeIndex, rouge_l_f, tokenize
 from ..io.formats import user_prompt
+from ..io.errors import UserError
 from ..io.records import Record
+from ..run.reader import open_run
 from .benchmarks import IFBENCH, benchmark_prompts, ifbench_file
 
 ROUGE_THRESHOLD = 0.7
@@ -193,9 +195,6 @@ class Scan:
 
 def scan_run(run_dir: Path, specs: list[str]) -> Scan:
     """Check the final records of a run (its last stage with record shards: filter, else the generator)."""
-    from ..io.errors import UserError
-    from ..report.run import open_run
-
     run = open_run(run_dir)
     with_rows = [s for s in run.stages if s.parts]
     if not with_rows:

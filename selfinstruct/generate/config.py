@@ -5,8 +5,6 @@ dedicated command-line flags; every error names file:line and the field."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -14,44 +12,13 @@ from typing import Any, Iterator
 from ..backends import backends
 from ..hub import BEGIN, END
 from ..io.errors import UserError
-from ..io.settings import (SEED_MAX, TOKENS_MAX, Err, apply_overrides, build, error_reporter, parse_set, public_fields,
-                           read_yaml, setting, to_dict, unknown_key)
+from ..io.settings import (SEED_MAX, Err, apply_overrides, build, error_reporter, parse_set, public_fields, read_yaml,
+                           setting, to_dict, unknown_key)
 from ..models import EMBEDDED_MODEL
+# re-exported: the stage settings' old home, which stage plugins import (docs/ARCHITECTURE.md)
+from .options import InstructionFilters, Sampling, StageModel  # noqa: F401
+from .plugins import stages as registered_stages
 from .ray_executor import RayOptions
-from .registry import stages as registered_stages
-
-
-@dataclass
-class Sampling:
-    temperature: float = setting(1.0, min=0.0, max=100.0, help="0: greedy")
-    top_p: float = setting(1.0, min=0.0, max=1.0, min_exclusive=True)
-    max_tokens: int = setting(256, min=1, max=TOKENS_MAX, help="completion budget per request")
-    stop: list[str] = setting(factory=list, help="stop strings")
-    frequency_penalty: float = setting(0.0, min=-2.0, max=2.0)
-    presence_penalty: float = setting(0.0, min=-2.0, max=2.0)
-
-
-@dataclass
-class InstructionFilters:
-    rouge_threshold: float = setting(0.7, min=0.0, max=1.0, help="drop when ROUGE-L F1 to the pool > this")
-    min_words: int = setting(3, min=0)
-    max_words: int = setting(150, min=1)
-    blocked_keywords: list[str] = setting(factory=lambda: [
-        "image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps",
-        "draw", "plot", "go to", "video", "audio", "music", "flowchart", "diagram", "photo", "photos"])
-    blocked_prefixes: list[str] = setting(factory=lambda: ["Write a program"])
-
-    def check(self, err) -> None:
-        if self.min_words > self.max_words:
-            err("min_words", f"must be <= max_words ({self.max_words}): no instruction could pass")
-
-
-@dataclass
-class StageModel:
-    """Where a stage's requests go, when not where the pipeline's go (a teacher, a judge)."""
-    model: str | None = setting(None, help="this stage's model (default: the pipeline's)")
-    backend: str | None = setting(None, help="this stage's backend (default: the pipeline's)")
-    base_urls: list[str] | None = setting(None, help="server URLs for an OpenAI-compatible backend")
 
 
 @dataclass
@@ -214,7 +181,3 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None, sets:
     cfg.source = str(path)
     return cfg
 
-
-
-def stable_hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()

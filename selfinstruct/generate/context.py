@@ -1,7 +1,6 @@
 """What every stage gets: config, run directory, seed tasks, its backend and executor, progress output."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,13 +8,7 @@ from ..backends import Backend
 from ..io.console import terminal
 from .config import PipelineConfig
 from .engines import Engines
-from .seeds import SeedTask
-
-
-def derive_seed(*parts) -> int:
-    """Deterministic 31-bit seed from (global seed, stage, record id ...): resumes reproduce requests."""
-    h = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(h[:4], "big") & 0x7FFFFFFF
+from ..io.seeds import SeedTask
 
 
 @dataclass

@@ -16,7 +16,7 @@ from ..io.errors import Incomplete
 from ..io.records import Record
 from ..io.shards import StageStore
 from .scheduler import TooManyFailures, Window
-from .stage import BatchStage
+from .stage import BatchStage, Records
 
 Batch = list[Record]
 
@@ -74,7 +74,7 @@ def batches(records: Iterator[Record], size: int) -> Iterator[Batch]:
         yield batch
 
 
-def run_batch_stage(stage: BatchStage, store: StageStore, inputs: StageStore) -> None:
+def run_batch_stage(stage: BatchStage, store: StageStore, inputs: Records) -> None:
     """Process the input shard by shard (one committed part per batch); a resumed run skips the
     batches committed before."""
     ctx = stage.ctx

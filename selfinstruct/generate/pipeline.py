@@ -15,18 +15,22 @@ from ..backends import Backend
 from ..backends.chat import CHAT_RENDERER
 from ..io.console import library_output_to
 from ..io.errors import UserError
+from ..io.hashing import stable_hash
 from ..io.jsonl import atomic_write_json
 from ..io.records import Counts
 from ..io.lock import RunLock
 from ..io.secrets import redact_all
+from ..io.seeds import load_seed_tasks
 from ..io.shards import SCHEMA, StageStore, check_existing, parts_digest
 from ..provenance import library_versions
-from .config import PipelineConfig, stable_hash
+from .config import PipelineConfig
 from .context import Context
 from .engines import Engines
+from .executor import run_batch_stage
 from .ray_executor import require_ray
-from .registry import get_stage
-from .seeds import load_seed_tasks
+from .plugins import get_stage
+from .rounds import RoundsRunner
+from .stage import BatchStage, RoundsStage, SinkStage, Stage
 
 
 LOG_FILE = "selfinstruct.log"  # with -q: what vLLM, torch and other libraries print
@@ -124,7 +128,7 @@ def _run_stages(ctx: Context, out: Path, digest: str, models: dict[str, Any], ve
                 # which model wrote this stage's fields (the record keeps its own layout on disk)
                 store.manifest["provenance"] = {"model": models.get(name), "writes": sorted(cls.writes),
                                                 "versions": versions}
-                cls(ctx, cfg.stage(name)).run(store, prev)
+                run_stage(cls(ctx, cfg.stage(name)), store, prev)
             summary[name] = StageSummary(store.num_rows(), store.totals(), round(time.time() - t0, 1))
             digest, prev = store.digest(), store
             if own_backends:
@@ -133,6 +137,19 @@ def _run_stages(ctx: Context, out: Path, digest: str, models: dict[str, Any], ve
         if own_backends:
             ctx.engines.close()
     return summary
+
+
+def run_stage(stage: Stage, store: StageStore, inputs: StageStore | None) -> None:
+    """One stage, run by its shape: the runners are the pipeline's, a stage only says what it does."""
+    if isinstance(stage, SinkStage):
+        store.finish_files(*stage.write(inputs, store))
+    elif isinstance(stage, RoundsStage):
+        RoundsRunner(stage, store).run()
+    elif isinstance(stage, BatchStage):
+        stage.begin(store, inputs)
+        run_batch_stage(stage, store, stage.input(inputs))
+    else:
+        stage.run(store, inputs)  # a stage of its own shape
 
 
 def format_summary(summary: dict[str, StageSummary]) -> str:

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 
 from ..fence import fenced, note
-from .judgment import FIRST_LINE, LAST_LINE
-from .seeds import SeedTask
+from ..judgment import FIRST_LINE, LAST_LINE, SCALES
+from ..io.seeds import SeedTask
 
 BOOTSTRAP_HEADER = "Come up with a series of tasks:\n\n"
 BOOTSTRAP_CHAT_HEADER = ("Come up with a series of new, diverse tasks. Continue the numbered list below; "
@@ -151,7 +151,8 @@ After examining the user's instruction and the response:
 
 Remember to assess from the AI Assistant perspective. To evaluate the response in alignment with this additive scoring model, we'll systematically attribute points based on the outlined criteria."""
 
-RUBRICS = {"alpagasus": Rubric(1, 5, ALPAGASUS, FIRST_LINE), "additive": Rubric(0, 5, ADDITIVE, LAST_LINE)}
+RUBRICS = {"alpagasus": Rubric(*SCALES["alpagasus"], ALPAGASUS, FIRST_LINE),
+           "additive": Rubric(*SCALES["additive"], ADDITIVE, LAST_LINE)}
 NO_INPUT = "(none)"
 PLACEHOLDER = re.compile(r"\{(instruction|input|output)\}")
 

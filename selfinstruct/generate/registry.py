@@ -1,16 +1,15 @@
-"""The one place that knows which stages exist. A stage registers itself with `@register_stage`; the
-config sections, the allowed stage orders (checked from what each stage reads and writes), the prompt
-template versions and the stage order that `show` and `stats` use all come from here."""
+"""`@register_stage`: the decorator a stage module applies to its class, and nothing else, so that a stage
+module (built-in or of another package) imports only this leaf. Which stages exist, the built-in ones and
+those other packages name in their entry points, is `generate.plugins`' business (simonw/llm keeps its
+hook markers apart from its plugin loader the same way)."""
 from __future__ import annotations
 
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .stage import Stage
 
 _STAGES: dict[str, type["Stage"]] = {}
-_BUILTINS_LOADED = False
 
 
 def register_stage(cls: type["Stage"]) -> type["Stage"]:
@@ -21,28 +20,6 @@ def register_stage(cls: type["Stage"]) -> type["Stage"]:
     return cls
 
 
-def _load_builtins() -> None:
-    """The built-in stages, then those of other packages: the entry-point group `selfinstruct.stages`
-    names modules whose import registers a stage."""
-    global _BUILTINS_LOADED
-    if not _BUILTINS_LOADED:
-        _BUILTINS_LOADED = True
-        from . import stages  # noqa: F401  (each module registers its stage)
-        for ep in entry_points(group="selfinstruct.stages"):
-            ep.load()
-
-
-def stages() -> dict[str, type["Stage"]]:
-    """Every registered stage by name, built-in ones first."""
-    _load_builtins()
+def registered() -> dict[str, type["Stage"]]:
+    """The stages registered so far, in registration order (`plugins.stages()`: all of them)."""
     return dict(_STAGES)
-
-
-def get_stage(name: str) -> type["Stage"]:
-    return stages()[name]
-
-
-def stage_order() -> list[str]:
-    """Registered stage names in the order they run in a pipeline (generators first, export last), for
-    listing the stages of a run directory."""
-    return sorted(stages(), key=lambda n: (get_stage(n).order, list(_STAGES).index(n)))

@@ -16,7 +16,7 @@ from ..dedup import RougeIndex
 from ..io.errors import Incomplete
 from ..io.records import Counts, Record, Reject
 from ..io.shards import StageStore
-from .context import derive_seed
+from .options import derive_seed
 from .filters import instruction_reject_reason
 from .scheduler import Group, TooManyFailures, Window
 from .stage import RoundsStage

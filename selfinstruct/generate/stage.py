@@ -9,19 +9,46 @@ from these before anything runs. A stage has one of three shapes:
   visible)` and `parse(text, truncated, meta)`; `generate.rounds.RoundsRunner` does the rest.
 - `SinkStage`: writes files from its whole input (export).
 
+A stage only declares what it does; the pipeline runs it by its shape (`pipeline.run_stage`), so this
+module imports no runner and nothing that knows the stages.
+
 A new stage is one module: a subclass, decorated with `@register_stage`, and its YAML section."""
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Protocol
 
-from ..backends.base import Completion, Request
+from ..backends.base import Backend, Completion, Request
 from ..io.records import Counts, Record, Reject
+from ..io.seeds import SeedTask
 
 if TYPE_CHECKING:
     from ..io.shards import StageStore
-    from .context import Context
+
+
+class StageContext(Protocol):
+    """What a stage gets from the pipeline (`generate.context.Context` is the one it passes)."""
+    cfg: Any  # the PipelineConfig
+    run_dir: Path
+    seeds: list[SeedTask]
+
+    def backend_for(self, stage: str) -> Backend: ...
+
+    def executor_for(self, stage: str) -> Any: ...
+
+    def log(self, msg: str) -> None: ...
+
+    def progress(self, total: int, desc: str, initial: int = 0) -> Any: ...
+
+
+class Records(Protocol):
+    """What a batch stage reads, shard by shard: a stage store, or a source stage's own records."""
+
+    def records(self) -> Iterator[Record]: ...
+
+    def num_rows(self) -> int: ...
 
 
 @dataclass
@@ -75,10 +102,11 @@ class Stage:
         hash, as the seed file's hash keys a generator's). Raises UserError when that input is missing."""
         raise NotImplementedError
 
-    def __init__(self, ctx: "Context", cfg: Any):
+    def __init__(self, ctx: StageContext, cfg: Any):
         self.ctx, self.cfg = ctx, cfg
 
     def run(self, store: "StageStore", inputs: "StageStore | None") -> None:
+        """A stage of none of the three shapes below runs itself; the pipeline runs the others."""
         raise NotImplementedError
 
 
@@ -99,9 +127,15 @@ class BatchStage(Stage):
     def process(self, batch: list[Record], completions: list[Completion]) -> StageResult:
         raise NotImplementedError
 
-    def run(self, store, inputs) -> None:
-        from .executor import run_batch_stage
-        run_batch_stage(self, store, inputs)
+    def begin(self, store: "StageStore", inputs: "StageStore | None") -> None:
+        """Called once before its batches run (a resumed run too): a stage that needs its whole input
+        first (select's ranking) reads it here."""
+
+    def input(self, inputs: "StageStore | None") -> Records:
+        """What it reads: the stage before it; a source stage returns its own records."""
+        if inputs is None:
+            raise TypeError(f"{self.name}: a batch stage reads the stage before it (or overrides input())")
+        return inputs
 
 
 class RoundsStage(Stage):
@@ -118,10 +152,6 @@ class RoundsStage(Stage):
         """Items found in one answer: (record without id, "") or (None, reason)."""
         raise NotImplementedError
 
-    def run(self, store, inputs) -> None:
-        from .rounds import RoundsRunner
-        RoundsRunner(self, store).run()
-
 
 class SinkStage(Stage):
     """Writes files from the whole input (streamed); its manifest lists them."""
@@ -131,6 +161,3 @@ class SinkStage(Stage):
     def write(self, inputs: "StageStore", store: "StageStore") -> tuple[list[str], Counts]:
         """Write the files (each atomically) into `store.dir`; return their names and the counts."""
         raise NotImplementedError
-
-    def run(self, store, inputs) -> None:
-        store.finish_files(*self.write(inputs, store))

@@ -14,12 +14,12 @@ from typing import Any
 
 from .. import __version__
 from ..evals.decontaminate import COUNT_KEYS
-from ..generate.config import stable_hash
+from ..io.hashing import stable_hash
 from ..io.records import Counts
 from ..io.shards import MANIFEST, StageStore
 from ..report.compute import stage_section
 from ..report.judge import JudgeSection, judge_section
-from ..report.run import Run, StageDir, configured_stages, read_run_info, read_stage, seed_path, stage_names
+from ..run.reader import Run, StageDir, configured_stages, read_run_info, read_stage, seed_path, stage_names
 from ..report.sections import StageSection
 from .licenses import ModelLicense, model_license
 

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ..io.records import Instance
+from ..io.seeds import load_seed_tasks
 from .diversity import diversity
 from .judge import judge_section
-from .run import Run, StageDir, check_parts, open_run, seed_path
+from ..run.reader import Run, StageDir, check_parts, open_run, seed_path
 from .sections import (DROP_LEVELS, Example, InstanceTally, LengthSection, Report, RougeMatch, RougeSection,
                        SeedInfo, Share, StageRows, StageSection, Summary)
 
@@ -190,7 +191,6 @@ def compute_report(run_dir: Path, *, seeds: Path | None = None) -> Report:
         notes.append("seed file not found (run.json names none, or it moved): use --seeds PATH "
                      "for the ROUGE-L to nearest seed section")
     else:
-        from ..generate.seeds import load_seed_tasks
         seed_tasks = load_seed_tasks(path)
     seed_instructions = [s.instruction for s in seed_tasks]
 

@@ -7,8 +7,10 @@ from typing import Any
 
 from ..io.errors import UserError
 from .diversity import DIVERSITY_METHOD
+from .judge import score_table
 from .sections import (Column, Example, Report, Table, cell_text, clip, drop_table, pct, stage_table,
                        verb_table)
+from .text import judge_sentences
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
@@ -132,9 +134,6 @@ def _diversity(rep: Report, plots: dict[str, str]) -> list[str]:
 
 
 def _judge(rep: Report) -> list[str]:
-    from .judge import score_table
-    from .text import judge_sentences
-
     said = judge_sentences(rep.judge)  # the terminal's words
     lines = ["<h2>Judge scores and selection</h2>", f"<p>{_e(said.pop('head'))}</p>",
              render_table(score_table(rep.judge))]

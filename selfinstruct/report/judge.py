@@ -11,7 +11,8 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .run import Run, StageDir
+from ..judgment import SCALES
+from ..run.reader import Run, StageDir
 from .sections import Column, Summary, Table
 
 JUDGE_STAGE, SELECT_STAGE = "judge", "select"
@@ -102,14 +103,12 @@ def judge_section(run: Run) -> JudgeSection | None:
     judge = stages.get(JUDGE_STAGE)
     if judge is None:
         return None
-    from ..generate.prompts import RUBRICS
-
     rubric = (run.config.get(JUDGE_STAGE) or {}).get("rubric")
     rows = list(judge.rows())
     scores = [float(r["judge_score"]) for r in rows if isinstance(r.get("judge_score"), (int, float))]
-    scale = RUBRICS.get(rubric)
-    low = scale.low if scale else math.floor(min(scores, default=1))
-    high = scale.high if scale else math.ceil(max(scores, default=5))
+    scale = SCALES.get(rubric)
+    low = scale[0] if scale else math.floor(min(scores, default=1))
+    high = scale[1] if scale else math.ceil(max(scores, default=5))
     by_type: dict[str, list[int]] = {}
     typed: dict[str, list[float]] = {}
     for r in rows:

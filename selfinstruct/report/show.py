@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from ..io.errors import UserError
 from ..io.jsonl import parse_line
-from .run import StageDir, open_stage, read_lines
+from ..run.reader import StageDir, open_stage, read_lines
 from .sections import clip
 
 WIDTH = 100

@@ -4,6 +4,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from .judge import score_table
 from .sections import (Column, Report, Summary, Table, cell_text, clip, drop_table, length_edges, pct, stage_table,
                        verb_table)
 
@@ -167,8 +168,6 @@ def judge_sentences(js) -> dict[str, str]:
 
 
 def _judge(rep: Report) -> list[str]:
-    from .judge import score_table
-
     said = judge_sentences(rep.judge)
     lines = [textwrap.fill(said.pop("head"), WIDTH, subsequent_indent="  "), render_table(score_table(rep.judge))]
     for key, text in said.items():

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from ..io.errors import UserError
-from ..models import resolve_model
+from ..models import cache_dir, resolve_model
 
 SUMMARY_FILE = "selfinstruct-finetune.json"  # written by `finetune` into the model folder
 
@@ -44,8 +44,6 @@ def resolve_any_model(name: str) -> str:
 def merged_adapter(adapter_dir: str | Path, digest: str) -> str:
     """A full model folder for a PEFT adapter folder: the adapter merged into its base, saved once in the
     cache under `digest` (the adapter's fingerprint), for engines that load plain folders (vLLM here)."""
-    from ..models import cache_dir
-
     out = cache_dir() / "merged" / digest[:16]
     if (out / "config.json").is_file():
         return str(out)

@@ -1,2 +1,2 @@
-"""The built-in stages; importing this package registers them (see generate/registry.py)."""
+"""The built-in stages; importing this package registers them (generate/plugins.py imports it)."""
 from . import alpaca, bootstrap, classify, export, filter, instances, judge, pairs, responses, select  # noqa: F401

@@ -8,7 +8,7 @@ from typing import Any
 
 from ...io.records import Instance, Record
 from ...io.settings import setting
-from ..config import InstructionFilters, Sampling, StageModel
+from ..options import InstructionFilters, Sampling, StageModel
 from ..parsing import parse_alpaca
 from ..prompts import alpaca_prompt
 from ..registry import register_stage

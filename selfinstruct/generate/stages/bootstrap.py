@@ -7,7 +7,7 @@ from typing import Any
 
 from ...io.records import Record
 from ...io.settings import setting
-from ..config import InstructionFilters, Sampling, StageModel
+from ..options import InstructionFilters, Sampling, StageModel
 from ..parsing import parse_instructions
 from ..prompts import bootstrap_prompt
 from ..registry import register_stage

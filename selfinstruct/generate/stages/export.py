@@ -23,7 +23,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...evals.benchmarks import IFBENCH, ifbench_file
 from ...hub import CARD
+from ...io.errors import UserError
 from ...io.formats import FORMATS, PREFERENCE, PREFERENCE_FILE, to_formats, to_preference
 from ...io.jsonl import atomic_write_jsonl, atomic_write_text
 from ...io.parquet import PARQUET, atomic_write_parquet
@@ -69,8 +71,6 @@ class ExportConfig:
         if not self.decontaminate:
             return
         # a missing benchmark fails when the config is loaded, not after hours of generation
-        from ...evals.benchmarks import IFBENCH, ifbench_file
-        from ...io.errors import UserError
         for i, spec in enumerate(self.decontaminate):
             if spec.lower() == IFBENCH:
                 try:
@@ -112,12 +112,12 @@ class Export(SinkStage):
         if PREFERENCE in st.formats:  # a preference run counts instructions by their source
             files += self.write_pairs(inputs, store, flagged, counts)
         if st.decontaminate:
-            from ...evals.decontaminate import COUNT_KEYS
+            from ...evals.decontaminate import COUNT_KEYS  # (the ROUGE-L index: only with decontaminate)
             files.append(DECONTAMINATED)
             for reason, key in COUNT_KEYS.items():  # both, zeros too: "checked, none found"
                 counts.add(key, sum(1 for h in flagged.values() if h["reason"] == reason))
         # last: the card's configs come from the files written above, its counts from decontamination too
-        from ...hub.card import CardSettings, write_card
+        from ...hub.card import CardSettings, write_card  # (huggingface_hub and datasets: when a card is written)
         files.append(write_card(store, counts, CardSettings(st.license, list(st.language))))
         return files, counts
 
@@ -189,7 +189,7 @@ class Export(SinkStage):
     def decontaminate(self, inputs, store) -> dict[str, dict]:
         """The records to leave out (id -> its row of decontaminated.jsonl), written to that file; the
         benchmarks checked against go into the manifest."""
-        from ...evals.decontaminate import Decontaminator
+        from ...evals.decontaminate import Decontaminator  # (the ROUGE-L index: only with decontaminate)
 
         deco = Decontaminator.load(self.cfg.decontaminate)
         flagged = {}

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from ...backends.base import Completion, Request
 from ...io.records import Instance, Record, Reject
 from ...io.settings import setting
-from ..config import Sampling, StageModel
-from ..context import derive_seed
+from ..options import Sampling, StageModel
+from ..options import derive_seed
 from ..parsing import parse_instances_input_first, parse_instances_output_first
 from ..prompts import instances_prompt
 from ..registry import register_stage

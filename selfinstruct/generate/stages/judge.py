@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from ...backends.base import Completion, Request
 from ...io.records import Record, Reject
 from ...io.settings import setting
-from ..config import Sampling, StageModel
+from ..options import Sampling, StageModel
 from ...fence import fence_tag
-from ..context import derive_seed
-from ..judgment import CHOICE, parse_judgment
+from ..options import derive_seed
+from ...judgment import CHOICE, parse_judgment
 from ..prompts import RUBRICS, Rubric, judge_prompt
 from ..registry import register_stage
 from ..stage import BatchStage, StageResult

@@ -39,7 +39,7 @@ def answer_scores(r: Record) -> tuple[str, list[float]]:
     """How the record's answers are ranked ("constraints" or "judge") and each answer's score."""
     c = r.extra.get("constraints")
     if c:
-        from ...evals.training_constraints import followed
+        from ...evals.training_constraints import followed  # (numpy and the checkers: when a run needs them)
         return "constraints", [float(followed(r.instruction, c["ids"], c["kwargs"], i.output)) for i in r.instances]
     return "judge", [statistics.fmean(s) for s in r.extra["judge_scores"]]
 

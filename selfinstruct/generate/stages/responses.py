@@ -22,8 +22,10 @@ from ...backends.base import Completion, Request
 from ...io.errors import UserError
 from ...io.records import Instance, Record
 from ...io.settings import setting
-from ..config import Sampling, StageModel, stable_hash
-from ..context import derive_seed
+from ...train.data import load_examples, resolve_data
+from ...io.hashing import stable_hash
+from ..options import Sampling, StageModel
+from ..options import derive_seed
 from ..registry import register_stage
 from ..stage import BatchStage, StageResult
 
@@ -51,7 +53,6 @@ class ResponsesConfig(StageModel):
 
 def source_file(cfg: ResponsesConfig) -> Path:
     """The train split file of the source run."""
-    from ...train.data import resolve_data
     if cfg.source is None:
         raise UserError("responses.source is not set: name the instruction-tuning run to answer (e.g. runs/default)")
     return resolve_data(Path(cfg.source).expanduser(), no_eval=True).train
@@ -59,8 +60,7 @@ def source_file(cfg: ResponsesConfig) -> Path:
 
 def source_records(cfg: ResponsesConfig, seed: int) -> list[Record]:
     """One record per train example (an instruction with one of its inputs), constraints added where drawn."""
-    from ...evals.training_constraints import add_constraints
-    from ...train.data import load_examples
+    from ...evals.training_constraints import add_constraints  # (numpy and the checkers: when a run needs them)
 
     path = source_file(cfg)
     if path.name.startswith("eval."):
@@ -118,9 +118,8 @@ class Responses(BatchStage):
         path = source_file(cfg)
         return stable_hash({"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
 
-    def run(self, store, inputs) -> None:
-        from ..executor import run_batch_stage
-        run_batch_stage(self, store, SourceRecords(source_records(self.cfg, self.ctx.cfg.seed)))
+    def input(self, inputs) -> SourceRecords:
+        return SourceRecords(source_records(self.cfg, self.ctx.cfg.seed))
 
     def requests(self, batch: list[Record]) -> list[Request]:
         return [Request.from_sampling(r.extra["prompt"], self.cfg.sampling,

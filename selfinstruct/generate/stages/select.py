@@ -18,7 +18,7 @@ from ...backends.base import Completion
 from ...io.errors import UserError
 from ...io.records import Record, Reject
 from ...io.settings import SEED_MAX, setting
-from ..context import derive_seed
+from ..options import derive_seed
 from ..registry import register_stage
 from ..stage import BatchStage, StageResult
 
@@ -118,12 +118,11 @@ class Select(BatchStage):
             out[i] = {"rank": rank, "key": round(keys[i], 4), "keep": i in chosen, "why": why}
         return out
 
-    def run(self, store, inputs) -> None:
+    def begin(self, store, inputs) -> None:
         self.rule = self.cfg.rule(self.seed)
         self.decisions = self.decide(inputs.records())
         kept = sum(d["keep"] for d in self.decisions.values())
         store.manifest["selection"] = {"rule": self.rule, "by": self.cfg.by, "of": len(self.decisions), "kept": kept}
-        super().run(store, inputs)
 
     def process(self, batch: list[Record], completions: list[Completion]) -> StageResult:
         out = StageResult()

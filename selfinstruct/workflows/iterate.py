@@ -16,9 +16,12 @@ import yaml
 
 from ..io.errors import UserError
 from ..io.jsonl import atomic_write_json, atomic_write_text
-from ..report.run import load_json, read_run_info
-from .config import DpoConfig
-from .output import CHECKPOINT_DIR
+from ..run.reader import load_json, read_run_info
+from ..generate.config import load_config
+from ..generate.pipeline import run_pipeline
+from ..train.config import DpoConfig
+from ..train.dpo import SUMMARY_FILE, run_dpo
+from ..train.output import CHECKPOINT_DIR, fmt_metric
 
 ITERATION = "iteration-{i}"
 SUMMARY = "iterations.json"
@@ -35,10 +38,6 @@ def preference_config(data: Path) -> dict[str, Any]:
 
 def run_iterations(cfg: DpoConfig, data: str | Path, out: str | Path, iterations: int, *, no_eval: bool = False,
                    quiet: bool = False, log: Callable[[str], Any] = print) -> list[dict[str, Any]]:
-    from ..generate.config import load_config
-    from ..generate.pipeline import run_pipeline
-    from .dpo import SUMMARY_FILE, run_dpo
-
     data, out = Path(data), Path(out)
     recorded = preference_config(data)
     policy, summaries = cfg.model, []
@@ -71,8 +70,6 @@ def run_iterations(cfg: DpoConfig, data: str | Path, out: str | Path, iterations
 
 
 def format_iterations(rows: list[dict[str, Any]]) -> str:
-    from .output import fmt_metric
-
     lines = ["iteration  pairs (train/eval)  steps  held-out reward accuracy (before -> after)  model"]
     for r in rows:
         before, after = r.get("eval_before") or {}, r.get("eval_after") or {}

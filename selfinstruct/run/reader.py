@@ -1,9 +1,10 @@
-"""The one reader of a run directory, for `stats` and `show`: run.json, the stage manifests (in pipeline
-order), and a stage's rows and rejects in commit order.
+"""The one reader of a run directory (`stats`, `show`, `decontaminate`, the dataset card, the workflows):
+run.json, the stage manifests (in the order the stages ran), and a stage's rows and rejects in commit order.
 
-A stage is any sub-folder with a manifest.json: stages registered in this installation are listed in
-pipeline order, others (a stage of a plugin, or of a newer version) after them, alphabetically, so a
-run is never shown with a stage missing."""
+A stage is any sub-folder with a manifest.json, so a run is never shown with a stage missing. What the run
+directory says about itself decides the order, not the stages this installation registers (this layer
+sits below the pipeline): the stages run.json's config lists, in its order, then any others by their
+shape as their manifests tell it (a generator first, a stage that writes files last), then by name."""
 from __future__ import annotations
 
 import json
@@ -12,7 +13,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..generate.registry import stage_order, stages as registered_stages
 from ..io.errors import UserError
 from ..io.jsonl import iter_lines, parse_line
 from ..io.records import Counts
@@ -69,10 +69,8 @@ class StageDir:
 
     @property
     def generator(self) -> bool:
-        """Whether it starts a pipeline (its input is the seed tasks, not the stage before it); False for a
-        stage this installation does not know."""
-        stage = registered_stages().get(self.name)
-        return bool(stage and stage.generator)
+        """Whether it grew its records from the seed tasks, not from the stage before it (`is_generator`)."""
+        return is_generator(self.manifest)
 
     def part_files(self, rejects: bool = False) -> list[tuple[Path, int]]:
         """(shard path, its row count from the manifest, -1 if not recorded) in commit order."""
@@ -102,13 +100,34 @@ def read_stage(path: Path) -> StageDir:
     return StageDir(Path(path).name, Path(path), manifest)
 
 
+def is_generator(manifest: dict[str, Any]) -> bool:
+    """Whether a stage's manifest is a generator's: finished, it records whether it `reached` its target;
+    not finished, it has parts committed without the input position that every stage reading an input
+    records (`state.inputs_done`). A stage that writes files (`files`) is none."""
+    if "files" in manifest:
+        return False
+    if "reached" in manifest or manifest.get("complete"):
+        return "reached" in manifest
+    return bool(manifest.get("parts")) and "inputs_done" not in (manifest.get("state") or {})
+
+
+def _shape(stage_dir: Path) -> int:
+    """Where a stage that run.json does not list goes: generators first, stages that write files last."""
+    try:
+        m = json.loads((stage_dir / MANIFEST).read_text("utf-8"))
+    except (OSError, ValueError):
+        return 1  # its errors are reported when the stage is opened
+    if not isinstance(m, dict):
+        return 1
+    return 0 if is_generator(m) else 2 if "files" in m else 1
+
+
 def stage_names(run_dir: Path, configured: list[str] | None = None) -> list[str]:
     """Names of the stage folders of a run: those the run's config lists, in its order (the order the
-    stages ran in), then registered ones in pipeline order, then the rest alphabetically."""
+    stages ran in), then the others by shape (from their manifests) and name."""
     present = {p.name for p in Path(run_dir).iterdir() if (p / MANIFEST).is_file()}
     first = [s for s in configured or [] if s in present]
-    known = {name: i for i, name in enumerate(stage_order())}
-    rest = sorted(present - set(first), key=lambda s: (known.get(s, len(known)), s))
+    rest = sorted(present - set(first), key=lambda s: (_shape(Path(run_dir) / s), s))
     return first + rest
 
 

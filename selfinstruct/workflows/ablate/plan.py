@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..generate.config import PipelineConfig
-from ..generate.stages.export import DECONTAMINATED, ExportConfig, split_ids
-from ..generate.stages.select import ranking_key, rank_ids
-from ..io.errors import UserError
-from ..io.formats import to_formats
-from ..io.jsonl import atomic_write_jsonl, read_jsonl
-from ..io.records import Record
-from ..report.run import Run, open_run
+from ...generate.config import PipelineConfig
+from ...generate.stages.export import DECONTAMINATED, ExportConfig, split_ids
+from ...generate.stages.select import ranking_key, rank_ids
+from ...io.errors import UserError
+from ...io.formats import to_formats
+from ...io.jsonl import atomic_write_jsonl, read_jsonl
+from ...io.records import Record
+from ...run.reader import Run, open_run
 
 # selector -> the `select.by` ranking it uses (None: no ranking, the whole pool)
 SELECTORS: dict[str, str | None] = {"all": None, "random": "random", "longest": "longest", "judge": "score"}

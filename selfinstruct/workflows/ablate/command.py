@@ -17,14 +17,17 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
-from ..io.console import library_output_to
-from ..io.errors import UserError
-from ..io.jsonl import atomic_write_json
-from ..io.settings import to_dict
-from ..report.run import load_json
-from ..train.config import FinetuneConfig
-from ..train.loading import SUMMARY_FILE
-from ..train.output import CHECKPOINT_DIR
+from ...evals.render import format_table
+from ...evals.run import run_evaluate
+from ...io.console import library_output_to
+from ...io.errors import UserError
+from ...io.jsonl import atomic_write_json
+from ...io.settings import to_dict
+from ...run.reader import load_json
+from ...train.config import FinetuneConfig
+from ...train.finetune import run_finetune
+from ...train.loading import SUMMARY_FILE
+from ...train.output import CHECKPOINT_DIR
 from .plan import HELD_OUT, Plan, make_plan, write_plan_data
 
 PLAN_FILE = "ablate.json"
@@ -90,8 +93,6 @@ def run_ablate(run_dir: Path, out: Path, cfg: FinetuneConfig, *, selectors: list
 def _train_and_evaluate(plan: Plan, dirs: dict[str, Path], out: Path, cfg: FinetuneConfig, steps: int, *,
                         suites, limit, engine, judge, judge_urls, max_new_tokens, resamples, quiet, log
                         ) -> dict[str, Any]:
-    from ..evals.run import run_evaluate
-    from ..train.finetune import run_finetune
 
     models = {}
     for name, d in dirs.items():
@@ -134,7 +135,6 @@ def verdicts(summary: dict[str, Any], compare: tuple[tuple[str, str], ...]) -> d
 
 
 def format_ablation(result: dict[str, Any]) -> str:
-    from ..evals.render import format_table
     plan = result["plan"]
     sels = plan["selections"]
     w = max(len(k) for k in sels)

@@ -5,8 +5,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..io.errors import UserError
-from ..io.jsonl import iter_jsonl, read_regular
+from .errors import UserError
+from .jsonl import iter_jsonl, read_regular
 
 
 @dataclass(frozen=True)
