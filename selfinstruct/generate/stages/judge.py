@@ -94,24 +94,25 @@ class Judge(BatchStage):
         tag = self.tag(r)
         return tag in r.instruction or any(tag in i.input or tag in i.output for i in r.instances or [])
 
-    def partner(self, batch: list[Record], r: Record) -> Record | None:
+    def partner(self, batch: list[Record], r: Record, forged: set[str]) -> Record | None:
         """The record whose answer this one's instruction is also scored with, or None (not sampled). Drawn
-        within the batch: batches are the same on resume, so the pairs are too."""
+        within the batch (less the `forged` ids): batches are the same on resume, so the pairs are too."""
         rng = random.Random(derive_seed(self.ctx.cfg.seed, self.name, "sanity", r.id))
         if not r.instances or rng.random() >= self.cfg.sanity_share:
             return None
         own, tag = r.instances[0].output.strip(), self.tag(r)
         others = [o for o in batch if o.id != r.id and o.instances and o.instances[0].output.strip() != own
-                  and tag not in o.instances[0].output and not self.forged(o)]
+                  and tag not in o.instances[0].output and o.id not in forged]
         return rng.choice(others) if others else None
 
     def plan(self, batch: list[Record]) -> tuple[list[Ask], dict[int, Record]]:
         asks, partners = [], {}
+        forged = {r.id for r in batch if self.forged(r)}  # once per batch, not once per sampled record
         for row, r in enumerate(batch):
-            if r.extra.get("constraints") or self.forged(r):
+            if r.extra.get("constraints") or r.id in forged:
                 continue  # labelled by the constraints' checkers (the pairs stage), or rejected: not judged
             instances = list(range(len(r.instances or [])))
-            p = self.partner(batch, r)
+            p = self.partner(batch, r, forged)
             if p is not None:
                 partners[row] = p
                 instances.append(SANITY)
