@@ -4,6 +4,7 @@ longest) in every suite, the decision rule's verdict; and one real smoke run (fo
 the embedded model, one evaluation) that resumes without training again."""
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -20,7 +21,8 @@ from selfinstruct.generate.stages.export import split_ids
 from selfinstruct.generate.stages.select import answer_length
 from selfinstruct.io.errors import UserError
 from selfinstruct.io.formats import user_prompt
-from selfinstruct.io.records import Record
+from selfinstruct.io.records import Record, Reject
+from selfinstruct.io.shards import StageStore
 
 from .conftest import judged_config, stage_rows, write_jsonl
 
@@ -87,16 +89,26 @@ def test_written_files_and_decontaminated_records_stay_out(judged_run, tmp_path)
         assert (d / "eval.prompt_completion.jsonl").read_text() == held
         assert len((d / "train.prompt_completion.jsonl").read_text().splitlines()) == len(
             plan.selections[d.name].examples)
-    # records the run's export decontaminated are not in the pool
-    gone = next(iter(r["id"] for r in stage_rows(judged_run, "judge") if r["id"] not in set(plan.eval_ids)))
+    # records the run's decontaminate stage dropped (here after select, before export) are not in the pool
+    ids = [r["id"] for r in stage_rows(judged_run, "judge") if r["id"] not in set(plan.eval_ids)]
+    store = StageStore(judged_run, "decontaminate", "h")
+    store.commit([], [Reject(ids[0], "decontaminated_ngram"), Reject(ids[1], "some_other_reason")])
+    store.finish()
+    try:
+        again = make_plan(judged_run, ["all"], n=10)
+    finally:
+        shutil.rmtree(store.dir)
+    assert again.pool_records == plan.pool_records - 1
+    assert ids[0] not in {e["id"] for e in again.selections["all"].examples}
+    # nor, in a run made before that stage, those its export listed in decontaminated.jsonl
     flagged = judged_run / "export" / "decontaminated.jsonl"
-    write_jsonl(flagged, [{"id": gone, "reason": "ngram"}])
+    write_jsonl(flagged, [{"id": ids[0], "reason": "ngram"}])
     try:
         again = make_plan(judged_run, ["all"], n=10)
     finally:
         flagged.unlink()
     assert again.pool_records == plan.pool_records - 1
-    assert gone not in {e["id"] for e in again.selections["all"].examples}
+    assert ids[0] not in {e["id"] for e in again.selections["all"].examples}
 
 
 def test_bad_requests_are_one_line_errors(judged_run, tmp_path):

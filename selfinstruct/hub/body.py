@@ -74,7 +74,7 @@ def provenance(facts: RunFacts) -> list[str]:
     if facts.config_sha256:
         out.append(f"- pipeline config sha256: {_code(facts.config_sha256)} (the config as the run's `run.json` "
                    "records it)")
-    out.append(f"- stage hash of `{facts.stages[-1].name}`: {_code(facts.stage_hash)} (its settings and, through "
+    out.append(f"- stage hash of `{facts.stage}`: {_code(facts.stage_hash)} (its settings and, through "
                "its input, every stage before it)")
     s = facts.settings
     if "eval_fraction" in s:
@@ -126,14 +126,16 @@ def judge(facts: RunFacts) -> list[str]:
 def decontamination(facts: RunFacts) -> list[str]:
     d = facts.decontamination
     if d is None:
-        return ["### Decontamination", "", "Not checked against benchmark prompts (`export.decontaminate` "
-                "was empty)."]
+        return ["### Decontamination", "", "Not checked against benchmark prompts (the run has no `decontaminate` "
+                "stage)."]
     against = ", ".join(f"{_code(b.name)} ({b.prompts:,} prompts, sha256 {_code(b.sha256)})"
                         for b in d.benchmarks)
+    # a run made before the stage existed: its export left them out and listed them in a file of its own
+    where = ("listed in `decontaminated.jsonl`" if d.stage == "export" else
+             f"the rejects of the `{d.stage}` stage, reasons `decontaminated_rouge` and `decontaminated_ngram`")
     return ["### Decontamination", "",
             f"Checked against {against}: {d.left_out.get('rouge', 0):,} records left out for a ROUGE-L F1 > 0.7 "
-            f"with a benchmark prompt, {d.left_out.get('ngram', 0):,} for a shared 13-gram (listed in "
-            "`decontaminated.jsonl`)."]
+            f"with a benchmark prompt, {d.left_out.get('ngram', 0):,} for a shared 13-gram ({where})."]
 
 
 def license_section(license: Any) -> list[str]:

@@ -1,7 +1,7 @@
 """The dataset card, `README.md` in an export folder, which makes that folder a Hugging Face dataset
 repository as it stands: YAML metadata that `datasets` and the Hub read (the configs, one per format
 present, one of them the default; license, language, task and size categories, tags) and a body
-generated from the run (`hub.body`).
+rendered from the run's facts (`hub.facts.RunFacts`, passed in: nothing here reads the run; `hub.body`).
 
 The card may be edited by hand and is rewritten on every export without losing those edits: the
 generated body sits between two marker comments and only that part is replaced; the metadata keys this
@@ -23,12 +23,11 @@ from huggingface_hub.repocard import REGEX_YAML_BLOCK
 
 from ..io.errors import UserError
 from ..io.jsonl import atomic_write_text
-from ..io.records import Counts
 from ..io.shards import StageStore
 from . import BEGIN, CARD, END
 from .body import render_body
 from .configs import DataLayout, dataset_configs, size_category
-from .facts import collect_facts
+from .facts import RunFacts
 
 EDIT_NOTE = ("<!-- Written by selfinstruct on every export: edits between these two markers are replaced, "
              "text outside them and metadata keys it does not set are kept. -->")
@@ -121,15 +120,15 @@ def check_card(content: str, layout: DataLayout, path: Path) -> None:
                         f"not {want}", path=path)
 
 
-def write_card(store: StageStore, counts: Counts, settings: CardSettings) -> str:
+def write_card(store: StageStore, facts: RunFacts, settings: CardSettings) -> str:
     """Write (or rewrite) the dataset card of the stage folder `store.dir` from the data files there and
-    the run; returns its file name, for the manifest's file list. Call it after the data files are written:
-    the configs are built from the files present."""
+    the run's `facts` (with the stage's own counts: `RunFacts.finished`); returns its file name, for the
+    manifest's file list. Call it after the data files are written: the configs are built from the files
+    present."""
     path = store.dir / CARD
     layout = dataset_configs(store.dir)
     card, text = read_card(path)
     meta = metadata(layout, settings, card.data.to_dict() if card is not None else {})
-    facts = collect_facts(store, counts)
     body = merge_body(text, render_body(facts, layout, meta.get("license")), facts.name, path)
     if card is not None:  # the hand-written card's key order and line endings are kept
         for key in [k for k in card.data.to_dict() if k not in meta]:

@@ -1,26 +1,31 @@
-"""What a dataset card says about the run that made the data, collected from the run directory when the
-stage that writes the card runs: run.json (config, models, seed file) and the manifests of the stages
-before it, read and summed up by `report` exactly as `stats` does. That stage's own counts come from the
-stage itself: its manifest is finished only after the card is written.
+"""What a dataset card says about the run that made the data: a typed `RunFacts`, built by one function
+(`run_facts`) from a run as `run/` reads it: run.json (config, models, seed file) and the manifests of the
+stages before the one writing the card, summed up by `report` exactly as `stats` does.
+
+The pipeline calls it with what it already holds (the run.json it wrote, the manifests of the stages it
+completed) and hands the facts to the sink stage, which adds its own counts (`RunFacts.finished`: its
+manifest is finished only after the card is written) and passes them to `card.write_card`, which only
+renders. `facts_of_run` builds the same facts for a finished run folder, read with `run.reader.open_run`.
 
 Nothing here names a local path: the card is meant to be published, so files are named by their name
 and sha256."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..evals.decontaminate import COUNT_KEYS
+from ..evals.decontaminate import COUNT_KEYS, SOURCES, STAGE
+from ..io.errors import UserError
 from ..io.hashing import stable_hash
 from ..io.records import Counts
-from ..io.shards import MANIFEST, StageStore
-from ..report.compute import stage_section
+from ..report.compute import EXPORT_STAGE, stage_section
 from ..report.judge import JudgeSection, judge_section
-from ..run.reader import Run, StageDir, configured_stages, read_run_info, read_stage, seed_path, stage_names
 from ..report.sections import StageSection
+from ..run.reader import Run, StageDir, open_run, seed_path
 from .licenses import ModelLicense, model_license
 
 UNNAMED = "selfinstruct export"
@@ -46,6 +51,7 @@ class Benchmark:
 class Decontamination:
     benchmarks: list[Benchmark]
     left_out: dict[str, int]  # reason (rouge, ngram) -> records left out
+    stage: str = STAGE  # the stage that left them out (its rejects list them)
 
 
 @dataclass
@@ -56,32 +62,28 @@ class RunFacts:
     seed_file: str | None  # name only
     seed_sha256: str | None
     config_sha256: str | None  # of the run's config as run.json records it (secrets redacted)
-    stage_hash: str  # of the stage writing the card: its settings and, through its input, every stage before
-    stages: list[StageSection]  # in run order, this stage last
+    stage: str  # the stage writing the card
+    stage_hash: str  # of that stage: its settings and, through its input, every stage before it
+    stages: list[StageSection]  # in run order: the stages before it, then (once `finished`) itself
     models: list[ModelUse] = field(default_factory=list)
     judge: JudgeSection | None = None
     judge_settings: dict[str, Any] = field(default_factory=dict)
     decontamination: Decontamination | None = None
     settings: dict[str, Any] = field(default_factory=dict)  # this stage's config section
 
+    def finished(self, counts: Counts) -> "RunFacts":
+        """These facts with the card's own stage last, counted as it is about to record (its manifest is
+        finished after the card is written)."""
+        this = StageDir(self.stage, Path(self.stage), {"stage": self.stage, "parts": [], "files": [],
+                                                       "counts": counts.to_flat(), "complete": True})
+        prev_out = self.stages[-1].rows_out if self.stages else None
+        return dataclasses.replace(self, stages=[*self.stages, stage_section(this, prev_out)])
+
 
 def _benchmark(source: dict[str, Any]) -> Benchmark:
     name = str(source.get("benchmark", "?"))
     return Benchmark(Path(name).name if "/" in name else name, int(source.get("prompts", 0)),
                      str(source.get("sha256", "")))
-
-
-def _stage_dirs(store: StageStore, counts: Counts, info: dict[str, Any]) -> list[StageDir]:
-    """The stages that ran before this one (the run's configured order, else every stage folder), then this
-    one with the counts it is about to record."""
-    run_dir = store.dir.parent
-    configured = configured_stages(info)
-    if store.stage in configured:
-        before = [s for s in configured[:configured.index(store.stage)] if (run_dir / s / MANIFEST).is_file()]
-    else:
-        before = [s for s in stage_names(run_dir) if s != store.stage]
-    this = StageDir(store.stage, store.dir, dict(store.manifest, counts=counts.to_flat(), complete=True))
-    return [read_stage(run_dir / s) for s in before] + [this]
 
 
 def _models(info: dict[str, Any], stages: list[str]) -> list[ModelUse]:
@@ -110,31 +112,53 @@ def _seed(run: Run) -> tuple[str | None, str | None]:
     return (Path(str(recorded)).name if recorded else None), digest
 
 
-def collect_facts(store: StageStore, counts: Counts) -> RunFacts:
-    """The facts of the run of `store` (a stage folder directly under its run directory)."""
-    run_dir = store.dir.parent
-    info = read_run_info(run_dir)
-    dirs = _stage_dirs(store, counts, info)
-    run = Run(run_dir, info, dirs)
+def _decontamination(run: Run) -> Decontamination | None:
+    """What the run's decontaminate stage checked against and left out (its manifest's sources and reject
+    counts); None without one."""
+    stage = next((d for d in run.stages if d.name == STAGE and d.complete), None)
+    if stage is None:
+        return None
+    left_out = stage.counts.reasons("record")
+    return Decontamination([_benchmark(s) for s in stage.manifest.get(SOURCES) or []],
+                           {reason: left_out.get(key, 0) for reason, key in COUNT_KEYS.items()})
+
+
+def run_facts(run: Run, stage: str, stage_hash: str) -> RunFacts:
+    """The facts of `run` for the card that stage `stage` writes; `run.stages`: the stages before it, in run
+    order (what the pipeline completed, or what `facts_of_run` read). Add the stage's own counts with
+    `finished`."""
     sections: list[StageSection] = []
     prev_out = None
-    for d in dirs:
+    for d in run.stages:
         sections.append(stage_section(d, prev_out))
         prev_out = sections[-1].rows_out
     cfg = run.config
     seed_file, seed_sha = _seed(run)
     facts = RunFacts(
         name=str(cfg.get("name") or UNNAMED), version=__version__, seed=cfg.get("seed"), seed_file=seed_file,
-        seed_sha256=seed_sha, config_sha256=stable_hash(cfg) if cfg else None, stage_hash=store.config_hash,
-        stages=sections, models=_models(info, [d.name for d in dirs]), judge=judge_section(run),
-        settings=dict(cfg.get(store.stage) or {}))
+        seed_sha256=seed_sha, config_sha256=stable_hash(cfg) if cfg else None, stage=stage, stage_hash=stage_hash,
+        stages=sections, models=_models(run.info, [d.name for d in run.stages] + [stage]), judge=judge_section(run),
+        decontamination=_decontamination(run), settings=dict(cfg.get(stage) or {}))
     if facts.judge is not None:
         judge_cfg = cfg.get("judge") or {}
         facts.judge_settings = {k: judge_cfg[k] for k in JUDGE_SETTINGS if k in judge_cfg}
         if judge_cfg.get("template"):
             facts.judge_settings["rubric"] = "a custom template"
-    if "decontaminate" in store.manifest:  # the export checked against benchmarks (zero found counts too)
-        facts.decontamination = Decontamination(
-            [_benchmark(s) for s in store.manifest["decontaminate"]],
-            {reason: counts[key] for reason, key in COUNT_KEYS.items()})
+    return facts
+
+
+def facts_of_run(run_dir: Path, stage: str = EXPORT_STAGE) -> RunFacts:
+    """The facts of a finished run folder for the card of its stage `stage` (as the pipeline passed them
+    when that stage ran)."""
+    run = open_run(Path(run_dir))
+    names = [d.name for d in run.stages]
+    if stage not in names or not run.stages[names.index(stage)].complete:
+        raise UserError(f"no complete {stage} stage: nothing to describe", path=run_dir)
+    sink = run.stages[names.index(stage)]
+    before = Run(run.path, run.info, run.stages[:names.index(stage)])
+    facts = run_facts(before, stage, str(sink.manifest["config_hash"])).finished(sink.counts)
+    if facts.decontamination is None and "decontaminate" in sink.manifest:
+        # a run made before the decontaminate stage: its export's own setting left the records out
+        facts.decontamination = Decontamination([_benchmark(s) for s in sink.manifest["decontaminate"]],
+                                                {r: sink.counts[k] for r, k in COUNT_KEYS.items()}, stage)
     return facts

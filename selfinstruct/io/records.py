@@ -103,6 +103,9 @@ class Reject:
     error: str | None = _UNSET
     round: int = _UNSET
     kept_as: str = _UNSET
+    # what the stage found, as JSON fields of the reject after the others (decontaminate: the benchmark
+    # prompt that matched); a name the record also has is replaced, as `instruction=` replaces the record's
+    fields: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id}
@@ -115,6 +118,7 @@ class Reject:
         for k in ("detail", "raw", "error", "round", "kept_as"):
             if getattr(self, k) is not _UNSET:
                 out[k] = getattr(self, k)
+        out.update(self.fields)
         return out
 
 

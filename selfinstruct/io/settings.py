@@ -226,13 +226,22 @@ def unknown_key(err: Err, path: str, key: Any, allowed: Any) -> None:
 
 
 def build(cls: type, data: dict[str, Any], err: Err, path: str = "") -> Any:
-    """A `cls` from a raw mapping: unknown keys, types, ranges and choices checked; then `cls.check`."""
+    """A `cls` from a raw mapping: unknown keys, types, ranges and choices checked; then `cls.check`.
+    A key the class lists in its `MOVED` mapping (a removed setting -> what to do instead) is refused with
+    that message when it is set to something: an old config says what changed, not only that the key is
+    unknown. Set to nothing (null, empty) it is ignored: the run.json of an older run records every setting
+    at its default, and `dpo --iterations` loads it as a config again."""
     hints = typing.get_type_hints(cls)
     fields = public_fields(cls)
+    moved: dict[str, str] = getattr(cls, "MOVED", {})
     kwargs = {}
     for key, value in data.items():
         p = f"{path}.{key}" if path else str(key)
         if key not in fields:
+            if key in moved:
+                if value in (None, "", [], {}):
+                    continue
+                err(p, moved[key])
             unknown_key(err, p, key, fields)
         kwargs[key] = convert(value, hints[key], p, err)
     obj = cls(**kwargs)

@@ -30,8 +30,9 @@ CLOSEST_TO_SEEDS = 5
 # Stages whose manifests hold tallies that only they write: the classify stage counts its answers, the
 # instances stage creates the instances (none dropped there), export writes files instead of shards.
 CLASSIFY_STAGE, INSTANCES_STAGE, EXPORT_STAGE = "classify", "instances", "export"
-# export's `decontaminate` setting leaves out records that copy benchmark prompts: tallies in its manifest,
-# shown as the export's record drops too
+# runs made before the decontaminate stage: export's `decontaminate` setting left out records that copy
+# benchmark prompts, as tallies in its manifest, shown as the export's record drops too (the stage's drops
+# are ordinary rejects)
 DECONTAMINATED = ("decontaminated_rouge", "decontaminated_ngram")
 EXPORT_TALLIES = ("train_examples", "eval_examples", "train_pairs", "eval_pairs", "train_instructions",
                   "eval_instructions") + DECONTAMINATED

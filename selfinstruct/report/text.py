@@ -70,7 +70,7 @@ def _stages(rep: Report) -> list[str]:
                     lines.append(f"  export: train {e.get(f'train_{unit}', 0):,} {unit} / "
                                  f"{e.get('train_instructions', 0):,} instructions, eval {e.get(f'eval_{unit}', 0):,} / "
                                  f"{e.get('eval_instructions', 0):,}")
-            if "decontaminated_rouge" in e:
+            if "decontaminated_rouge" in e:  # a run made before the decontaminate stage
                 rouge, ngram = e.get("decontaminated_rouge", 0), e.get("decontaminated_ngram", 0)
                 lines.append(f"  export: left out {rouge + ngram:,} records matching benchmark prompts (ROUGE-L F1 "
                              f"> 0.7: {rouge:,}, shared 13-gram: {ngram:,}; export/decontaminated.jsonl)")

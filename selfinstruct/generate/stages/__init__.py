@@ -1,2 +1,3 @@
 """The built-in stages; importing this package registers them (generate/plugins.py imports it)."""
-from . import alpaca, bootstrap, classify, export, filter, instances, judge, pairs, responses, select  # noqa: F401
+from . import (alpaca, bootstrap, classify, decontaminate, export, filter, instances, judge, pairs,  # noqa: F401
+               responses, select)

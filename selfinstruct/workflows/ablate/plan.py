@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...evals.decontaminate import COUNT_KEYS, STAGE as DECONTAMINATE
 from ...generate.config import PipelineConfig
-from ...generate.stages.export import DECONTAMINATED, ExportConfig, split_ids
+from ...generate.stages.export import ExportConfig, split_ids
 from ...generate.stages.select import ranking_key, rank_ids
 from ...io.errors import UserError
 from ...io.formats import to_formats
@@ -32,6 +33,8 @@ HELD_OUT = "heldout"
 DATA_FILE = "train.prompt_completion.jsonl"
 EVAL_FILE = "eval.prompt_completion.jsonl"
 SKIP = ("select", "export")  # stages after the pool: they choose from it, or write files
+# what the export left out itself, in runs made before the decontaminate stage
+OLD_DECONTAMINATED = "decontaminated.jsonl"
 
 
 @dataclass
@@ -80,10 +83,20 @@ def pool_stage(run: Run) -> str:
     return stage.name
 
 
+def decontaminated(run: Run) -> set[str]:
+    """The ids of the records that match benchmark prompts, as the run found them: its decontaminate stage's
+    rejects (that stage may come after the pool's, before export), or the old export's own list."""
+    ids = {str(row.get("id")) for s in run.stages if s.name == DECONTAMINATE
+           for row in s.rows(rejects=True) if row.get("reason") in COUNT_KEYS.values()}
+    flagged = run.path / "export" / OLD_DECONTAMINATED
+    if flagged.is_file():
+        ids |= {str(row.get("id")) for row in read_jsonl(flagged)}
+    return ids
+
+
 def _pool(run: Run, name: str) -> list[Record]:
     stage = next(s for s in run.stages if s.name == name)
-    flagged = run.path / "export" / DECONTAMINATED  # what the run's export left out stays out
-    left_out = {row.get("id") for row in read_jsonl(flagged)} if flagged.is_file() else set()
+    left_out = decontaminated(run)  # what the run left out stays out
     return [r for r in (Record.from_json(row) for row in stage.rows()) if r.instances and r.id not in left_out]
 
 
