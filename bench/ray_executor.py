@@ -53,8 +53,9 @@ def main() -> None:
 
     from selfinstruct.backends.vllm_engine import VllmBackend, VllmOptions
     from selfinstruct.generate.executor import LocalExecutor
-    from selfinstruct.generate.ray_engines import VllmRayEngine
-    from selfinstruct.generate.ray_executor import RayExecutor, RayOptions, Session
+    from selfinstruct.generate.ray.engines import VllmRayEngine
+    from selfinstruct.generate.ray.cluster import RayOptions, Session
+    from selfinstruct.generate.ray.executor import RayExecutor
     from selfinstruct.models import prepare_embedded_model
 
     model = args.model or str(prepare_embedded_model())

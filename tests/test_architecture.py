@@ -22,7 +22,7 @@ from selfinstruct.io.records import Reject
 from selfinstruct.io.settings import setting
 from selfinstruct.io.shards import read_stage_rows
 
-from .conftest import PROJECT_SEEDS, ROOT
+from .conftest import PROJECT_SEEDS, ROOT, run_files
 
 pytestmark = pytest.mark.timeout(180)
 PACKAGE = ROOT / "selfinstruct"
@@ -290,3 +290,56 @@ def test_backends_register_themselves_and_the_cli_lists_them():
     assert {"vllm", "openai"} <= set(backends())
     assert backends()["vllm"].local_model and not backends()["openai"].local_model
     assert issubclass(backends()["openai"].cls, Backend)
+
+
+# ------------------------------------------------------------------- an executor defined outside the package
+
+@dataclass
+class RelayOptions:
+    tag: str = setting("r", help="a setting of the executor's own section")
+
+
+class RelaySession:
+    """Answers every model stage with its own fake backend, remembering what the pipeline asked it."""
+    log: list = []
+
+    def __init__(self, options: RelayOptions):
+        RelaySession.log.append(("open", options.tag))
+
+    def batch_executor(self, stage, backend, model_path, options, seed):
+        from selfinstruct.backends import create_backend
+        from selfinstruct.generate.executor import LocalExecutor
+
+        RelaySession.log.append(("batch", stage))
+        return LocalExecutor(create_backend(backend, model_path, options, seed=seed))
+
+    def replicas(self, backend, model_path, options, seed):
+        from selfinstruct.backends import create_backend
+
+        RelaySession.log.append(("replicas", backend))
+        return create_backend(backend, model_path, options, seed=seed)
+
+    def close(self):
+        RelaySession.log.append(("close",))
+
+
+def test_an_executor_is_one_registered_class_with_its_own_section(tmp_path):
+    """`@register_executor` is all an executor needs: `executor: relay` and its `relay:` section load, the
+    pipeline asks it for the generator's replicas and each batch stage's executor, closes it once, and
+    an answer depends only on its request, so the data is the local executor's."""
+    from selfinstruct.generate.executors import register_executor
+
+    register_executor("relay", RelayOptions)(RelaySession)
+    text = "backend: fake\nbootstrap: {num_instructions: 8, requests_per_round: 4}\n"
+    run_pipeline(small_config(tmp_path, text), tmp_path / "local", quiet=True)
+    RelaySession.log.clear()
+    cfg = small_config(tmp_path, text + "executor: relay\nrelay: {tag: t1}\n")
+    assert cfg.relay.tag == "t1"
+    run_pipeline(cfg, tmp_path / "relay", quiet=True)
+    assert RelaySession.log == [("open", "t1"), ("replicas", "fake"), ("batch", "classify"),
+                                ("batch", "instances"), ("close",)]
+    relay, local = run_files(tmp_path / "relay"), run_files(tmp_path / "local")
+    assert relay.pop("export/README.md") != local.pop("export/README.md")  # the card quotes the config
+    assert relay == local
+    with pytest.raises(UserError, match=r"p.yaml:\d+: field 'executor': must be one of local, ray, relay, got 'nowhere'"):
+        small_config(tmp_path, text + "executor: nowhere\n")

@@ -14,6 +14,7 @@ from .conftest import ROOT
 LAYERS: list[tuple[str, list[str]]] = [
     ("foundation", ["selfinstruct", "selfinstruct.io", "selfinstruct.fence", "selfinstruct.judgment",
                     "selfinstruct.models", "selfinstruct.provenance"]),
+    ("constraints", ["selfinstruct.constraints"]),
     ("engines", ["selfinstruct.backends", "selfinstruct.dedup"]),
     ("run", ["selfinstruct.run"]),
     ("train", ["selfinstruct.train"]),
@@ -195,3 +196,26 @@ def test_the_check_fails_on_a_circle_within_a_layer(tmp_path):
         "import circle: pkg.a -> pkg.b -> pkg.c"]
     assert check(root, "pkg", [["pkg.a", "pkg.b", "pkg.c"]])[:2] == ["pkg: in no layer (add it to LAYERS)",
                                                                       "pkg.d: in no layer (add it to LAYERS)"]
+
+
+def test_only_the_ray_package_names_ray():
+    """Ray is one executor among those registered (`@register_executor`): the package `generate/ray/`
+    imports it, registers itself through an entry point, and no other module imports either, or says
+    `executor == "ray"`."""
+    mods = modules(ROOT, "selfinstruct")
+    inside = "selfinstruct.generate.ray"
+    offenders = []
+    for name, path in mods.items():
+        if name == inside or name.startswith(inside + "."):
+            continue
+        text = path.read_text("utf-8")
+        for node in ast.walk(ast.parse(text, str(path))):
+            if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "ray" for a in node.names):
+                offenders.append(f"{name}:{node.lineno} imports ray")
+            elif isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] == "ray":
+                offenders.append(f"{name}:{node.lineno} imports ray")
+        offenders += [f"{name}:{target_line} imports {target}" for target, target_line in imports(name, path, mods)
+                      if target == inside or target.startswith(inside + ".")]
+        if '== "ray"' in text or "== 'ray'" in text:
+            offenders.append(f"{name}: compares with \"ray\"")
+    assert offenders == []

@@ -82,8 +82,9 @@ def test_out_of_order_rows_are_put_back_by_index(cluster):
     """The fake engine shuffles its answers; each must still reach its own request and batch."""
     from selfinstruct.backends import Request
     from selfinstruct.backends.fake import FakeBackend, FakeOptions
-    from selfinstruct.generate.ray_engines import FakeRayEngine
-    from selfinstruct.generate.ray_executor import RayExecutor, RayOptions
+    from selfinstruct.generate.ray.engines import FakeRayEngine
+    from selfinstruct.generate.ray.cluster import RayOptions
+    from selfinstruct.generate.ray.executor import RayExecutor
 
     opts = RayOptions(replicas=2, batch_size=2, job_requests=7)
     batches = [list(range(b * 3, b * 3 + 3)) for b in range(5)] + [[]]
@@ -99,7 +100,7 @@ class Crashing:
     """A fake replica whose process dies (kill -9) on its first batch while `marker` exists."""
 
     def __init__(self, marker: str):
-        from selfinstruct.generate.ray_engines import FakeEngineActor
+        from selfinstruct.generate.ray.engines import FakeEngineActor
         self.inner, self.marker = FakeEngineActor({}), marker
 
     def __call__(self, batch):
@@ -111,7 +112,7 @@ class Crashing:
 
 @pytest.mark.engine
 def test_a_replica_killed_mid_job_is_retried_to_the_same_result(cluster, tmp_path, monkeypatch):
-    from selfinstruct.generate import ray_engines
+    from selfinstruct.generate.ray import engines as ray_engines
 
     marker = tmp_path / "crash-once"
     marker.touch()
@@ -136,7 +137,7 @@ class Failing:
 
 @pytest.mark.engine
 def test_a_failed_job_commits_nothing_of_it_and_a_rerun_resumes(cluster, tmp_path, monkeypatch):
-    from selfinstruct.generate import ray_engines
+    from selfinstruct.generate.ray import engines as ray_engines
 
     original = ray_engines.FakeRayEngine.process
     calls = []
@@ -184,7 +185,7 @@ def test_without_ray_executor_ray_fails_in_one_line(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from selfinstruct.cli import main
-    from selfinstruct.generate.ray_executor import require_ray
+    from selfinstruct.generate.ray.cluster import require_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
     with pytest.raises(UserError, match=r"pip install -e '\.\[ray\]'"):
@@ -204,8 +205,8 @@ def test_bootstrap_requests_fan_out_to_replicas_and_answers_match_one_engine(clu
     also runs its bootstrap this way, and its bytes equal the local run's)."""
     from selfinstruct.backends import Request
     from selfinstruct.backends.fake import FakeBackend, FakeOptions
-    from selfinstruct.generate.ray_executor import RayOptions
-    from selfinstruct.generate.ray_replicas import RayReplicas
+    from selfinstruct.generate.ray.cluster import RayOptions
+    from selfinstruct.generate.ray.replicas import RayReplicas
 
     backend = RayReplicas("fake", "fake", FakeOptions(capacity=3), RayOptions(replicas=2))
     try:
@@ -231,8 +232,8 @@ def test_a_dead_replica_fails_its_requests_and_gets_no_more(cluster):
     the replicas still alive, and close() does not trip over the dead one."""
     from selfinstruct.backends import Request
     from selfinstruct.backends.fake import FakeBackend, FakeOptions
-    from selfinstruct.generate.ray_executor import RayOptions
-    from selfinstruct.generate.ray_replicas import RayReplicas
+    from selfinstruct.generate.ray.cluster import RayOptions
+    from selfinstruct.generate.ray.replicas import RayReplicas
 
     backend = RayReplicas("fake", "fake", FakeOptions(capacity=3), RayOptions(replicas=2))
     try:
@@ -266,8 +267,8 @@ def test_replicas_are_placed_by_the_clusters_resources(cluster, tmp_path, monkey
     from ray.data.llm import build_processor
 
     from selfinstruct.backends.vllm_engine import VllmOptions
-    from selfinstruct.generate import ray_engines
-    from selfinstruct.generate.ray_executor import RayOptions
+    from selfinstruct.generate.ray import engines as ray_engines
+    from selfinstruct.generate.ray.cluster import RayOptions
 
     monkeypatch.setattr(ray_engines, "cluster_has_gpus", lambda: gpus)
     for tp, pp in ((1, 1), (2, 2)):
@@ -297,7 +298,7 @@ def test_vllm_settings_of_the_driver_reach_the_workers_of_a_cluster(cluster):
     """VLLM_BATCH_INVARIANT=1 (or any VLLM_ variable) set for `selfinstruct generate` applies to its
     replicas on a cluster it connects to, whose workers have the environment `ray start` had."""
     script = ("import os, ray\n"
-              "from selfinstruct.generate.ray_executor import RayOptions, Session\n"
+              "from selfinstruct.generate.ray.cluster import RayOptions, Session\n"
               f"s = Session(RayOptions(address={cluster!r}))\n"
               "env = lambda: (os.environ.get('VLLM_BATCH_INVARIANT'), os.environ.get('OTHER'))\n"
               "print(ray.get(ray.remote(num_cpus=0.25)(env).remote()))\n"
@@ -315,8 +316,8 @@ def test_a_replicas_engine_takes_the_shape_ray_reserved():
     `vllm.tensor_parallel_size`; the fake backend's options pass as they are."""
     from selfinstruct.backends.fake import FakeOptions
     from selfinstruct.backends.vllm_engine import VllmOptions
-    from selfinstruct.generate import ray_engines
-    from selfinstruct.generate.ray_executor import RayOptions
+    from selfinstruct.generate.ray import engines as ray_engines
+    from selfinstruct.generate.ray.cluster import RayOptions
 
     shaped = ray_engines.replica_options(VllmOptions(tensor_parallel_size=4, extra={"max_num_seqs": 1}),
                                          RayOptions(tensor_parallel_size=2, pipeline_parallel_size=3))

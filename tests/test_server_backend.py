@@ -33,6 +33,18 @@ def server(tmp_path_factory):
     srv.kill()
 
 
+@pytest.fixture(scope="module")
+def reference(server, tmp_path_factory):
+    """One uninterrupted CLI run of the test config, and its duration: the dataset every fault test must
+    end with (made once for the module: the runs are deterministic at max_concurrency 1)."""
+    d = tmp_path_factory.mktemp("reference")
+    cfg = write_config(d / "c.yaml", server.url)
+    t0 = time.time()
+    p = cli(cfg, d / "ref")
+    assert p.wait(timeout=900) == 0, p.stderr.read()[-2000:]
+    return d / "ref", time.time() - t0
+
+
 def write_config(path: Path, url: str) -> Path:
     cfg = yaml.safe_load((ROOT / "pipelines" / "default.yaml").read_text())
     cfg["backend"] = "openai"
@@ -98,13 +110,9 @@ def test_openai_backend_generate_and_key_not_leaked(server, tmp_path, monkeypatc
     assert out.error and "failed after 2 attempts" in out.error
 
 
-def test_kill9_at_many_points_then_resume_gives_identical_dataset(server, tmp_path):
+def test_kill9_at_many_points_then_resume_gives_identical_dataset(server, reference, tmp_path):
     cfg = write_config(tmp_path / "c.yaml", server.url)
-    ref = tmp_path / "ref"
-    t0 = time.time()
-    p = cli(cfg, ref)
-    assert p.wait(timeout=900) == 0, p.stderr.read()[-2000:]
-    duration = time.time() - t0
+    ref, duration = reference
     expected = snapshot(ref)
     assert len(expected["bootstrap"]) == 6 and expected["export"]
 
@@ -131,11 +139,9 @@ def test_kill9_at_many_points_then_resume_gives_identical_dataset(server, tmp_pa
     assert stages_hit, "no kill landed inside a stage"
 
 
-def test_server_killed_and_restarted_mid_run(server, tmp_path):
+def test_server_killed_and_restarted_mid_run(server, reference, tmp_path):
     cfg = write_config(tmp_path / "c.yaml", server.url)
-    ref = tmp_path / "ref"
-    p = cli(cfg, ref)
-    assert p.wait(timeout=900) == 0
+    ref, _ = reference
     run = tmp_path / "run"
     p = cli(cfg, run)
     time.sleep(4)
@@ -148,7 +154,7 @@ def test_server_killed_and_restarted_mid_run(server, tmp_path):
     assert snapshot(run) == snapshot(ref)
 
 
-def test_an_outage_loses_nothing_and_the_rerun_is_identical(server, tmp_path):
+def test_an_outage_loses_nothing_and_the_rerun_is_identical(server, reference, tmp_path):
     """The server (behind a switchable proxy) answers 503 for a while: the run stops with exit code 3
     and nothing failed committed; re-running after the outage gives, at max_concurrency 1, exactly the
     dataset of a run that never saw it."""
@@ -178,8 +184,7 @@ def test_an_outage_loses_nothing_and_the_rerun_is_identical(server, tmp_path):
         cfg_path = write_config(tmp_path / "c.yaml", srv.url)
         cfg = load_config(cfg_path)
         cfg.openai.max_retries, cfg.openai.backoff_s = 2, 0.05
-        run_pipeline(cfg, tmp_path / "ref", quiet=True)
-        outage["from"] = srv.count + 9  # somewhere in the bootstrap rounds
+        outage["from"] = 9  # somewhere in the bootstrap rounds
         with pytest.raises(Incomplete) as e:
             run_pipeline(cfg, tmp_path / "run", quiet=True)
         assert e.value.failed >= 1
@@ -188,11 +193,11 @@ def test_an_outage_loses_nothing_and_the_rerun_is_identical(server, tmp_path):
         run_pipeline(cfg, tmp_path / "run", quiet=True)
     rejects = [r for s in STAGES for r in read_stage_rows(tmp_path / "run" / s, rejects=True)]
     assert not [r for r in rejects if r["reason"] == "request_failed"]
+    ref, _ = reference  # the CLI's run straight to the server: records do not name the URL they came from
     for stage in [*STAGES, "export"]:
-        for f in sorted((tmp_path / "ref" / stage).rglob("*.json*")):
+        for f in sorted((ref / stage).rglob("*.json*")):
             if f.name != "manifest.json":
-                assert (tmp_path / "run" / stage / f.relative_to(tmp_path / "ref" / stage)).read_bytes() == \
-                    f.read_bytes(), f
+                assert (tmp_path / "run" / stage / f.relative_to(ref / stage)).read_bytes() == f.read_bytes(), f
 
 
 def test_pairwise_judge_on_a_server(server, tmp_path):

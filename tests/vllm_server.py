@@ -31,7 +31,9 @@ class VllmServer:
         cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model, "--host", "127.0.0.1", "--port", str(self.port), "--dtype", "float32",
                "--max-model-len", "2048", "--seed", "0", "--gpu-memory-utilization", "0.15",
                # on CPU, seeded requests need whole-prompt prefills (see selfinstruct/backends/vllm_engine.py)
-               "--no-enable-chunked-prefill", "--max-num-batched-tokens", "8192"]
+               "--no-enable-chunked-prefill", "--max-num-batched-tokens", "8192",
+               # eager, as the in-process engine on CPU: torch.compile costs a minute a start (bench/engine_start.md)
+               "--enforce-eager"]
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
         # its own process group, so that kill() takes the engine core process down with the API server
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,

@@ -23,7 +23,9 @@ class VllmOptions:
         None, min=0.0, max=1.0, min_exclusive=True,
         help="share of GPU memory the engine takes (null: 0.9 on GPU; on CPU sized from the model)")
     tensor_parallel_size: int = setting(1, min=1, help="GPUs per engine (tensor parallel)")
-    enforce_eager: bool = setting(False, help="no CUDA graphs (faster start, slower decoding)")
+    enforce_eager: bool | None = setting(
+        None, help="no torch.compile / CUDA graphs (faster start, slower decoding on GPU); null: eager on CPU "
+                   "(compiling there cost 60 s a start and decoded no faster, bench/engine_start.md), compiled on GPU")
     trust_remote_code: bool = setting(False, help="run the model repository's own code")
     extra: dict[str, Any] = setting(factory=dict, help="any other vllm.LLM argument")
 
@@ -123,7 +125,7 @@ def cpu_memory_fraction(model_path: str) -> float:
 
 
 def engine_kwargs(model_path: str, *, max_model_len: int, dtype: str = "auto",
-                  gpu_memory_utilization: float | None = None, seed: int = 0, enforce_eager: bool = False,
+                  gpu_memory_utilization: float | None = None, seed: int = 0, enforce_eager: bool | None = None,
                   trust_remote_code: bool = False, tensor_parallel_size: int = 1, cpu: bool | None = None) -> dict:
     """Arguments for vllm.LLM, with the settings this project needs on CPU machines. `cpu`: whether the
     engine runs on CPUs (default: this machine's platform; a Ray job's replicas run where the cluster
@@ -133,6 +135,10 @@ def engine_kwargs(model_path: str, *, max_model_len: int, dtype: str = "auto",
         dtype = "float32"  # the embedded 135M model: bf16 (vLLM's CPU default) visibly hurts its answers
     if gpu_memory_utilization is None:
         gpu_memory_utilization = cpu_memory_fraction(model_path) if cpu else 0.9
+    if enforce_eager is None:
+        # On CPU, vLLM's torch.compile costs about a minute per engine start and decodes the embedded model
+        # no faster (bench/engine_start.md); on a GPU, compiled CUDA graphs decode faster.
+        enforce_eager = cpu
     kwargs = dict(model=model_path, dtype=dtype, max_model_len=max_model_len, seed=seed,
                   gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
                   trust_remote_code=trust_remote_code)
@@ -154,6 +160,10 @@ def engine_args(model_path: str, opts: VllmOptions, seed: int = 0, cpu: bool | N
                            enforce_eager=opts.enforce_eager, trust_remote_code=opts.trust_remote_code,
                            tensor_parallel_size=opts.tensor_parallel_size, cpu=cpu)
     kwargs.update(opts.extra)
+    if opts.enforce_eager is None and kwargs.get("pipeline_parallel_size", 1) != 1 and kwargs.get("enforce_eager"):
+        # vLLM 0.32's CPU pipeline parallelism fails eager (its second stage finds no buffer for the first
+        # stage's activations): compiled is the only shape that runs
+        kwargs["enforce_eager"] = False
     return kwargs
 
 

@@ -59,7 +59,7 @@ def generate_vllm(path: str, prompts: list[list[dict]], budgets: list[int], *, m
     ids = prompt_ids(tok, prompts, max(1, max_model_len - longest))
     # float32 on CPU: models are compared at full precision (fine-tuned folders are saved fp32)
     llm = start_llm(**engine_kwargs(str(model_path), max_model_len=max_model_len, dtype="float32" if cpu else "auto",
-                                    seed=seed, enforce_eager=cpu), **kwargs)
+                                    seed=seed), **kwargs)  # eager on CPU (vllm_engine.engine_kwargs)
     try:
         params = [SamplingParams(temperature=0.0, max_tokens=b, seed=seed) for b in budgets]
         outs = llm.generate([{"prompt_token_ids": x} for x in ids], params, use_tqdm=not quiet,

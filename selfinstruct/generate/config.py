@@ -1,6 +1,6 @@
-"""The pipeline configuration: the top-level settings, one section per registered backend (its
-options) and one per registered stage (its `Config`). Sections come from the registries, so a new
-stage or backend adds its section without touching this file. Loading: YAML < `--set key=value` <
+"""The pipeline configuration: the top-level settings, one section per registered backend and executor
+(its options) and one per registered stage (its `Config`). Sections come from the registries, so a new
+stage, backend or executor adds its section without touching this file. Loading: YAML < `--set key=value` <
 dedicated command-line flags; every error names file:line and the field."""
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from typing import Any, Iterator
 from ..backends import backends
 from ..hub import BEGIN, END
 from ..io.errors import UserError
-from ..io.settings import (SEED_MAX, Err, apply_overrides, build, error_reporter, parse_set, public_fields, read_yaml,
-                           setting, to_dict, unknown_key)
+from ..io.settings import (SEED_MAX, Err, Option, apply_overrides, build, error_reporter, options_of, parse_set,
+                           public_fields, read_yaml, setting, to_dict, unknown_key)
 from ..models import EMBEDDED_MODEL
 # re-exported: the stage settings' old home, which stage plugins import (docs/ARCHITECTURE.md)
 from .options import InstructionFilters, Sampling, StageModel  # noqa: F401
+from .executors import executors
 from .plugins import stages as registered_stages
-from .ray_executor import RayOptions
 
 
 @dataclass
@@ -32,11 +32,11 @@ class PipelineConfig:
     seed_tasks: str = setting("seed_tasks/seed_tasks.jsonl", help="seed task file (JSONL or Alpaca JSON)")
     stages: list[str] = setting(factory=lambda: ["bootstrap", "classify", "instances", "filter", "export"],
                                 help="stages in order")
-    executor: str = setting("local", choices=("local", "ray"), flag="--executor",
-                            help="where the engines run: local (this process's backend) or ray (engine "
-                                 "replicas on a Ray cluster: batch stages as Ray Data jobs, the generator's "
-                                 "requests fanned out; pip install -e '.[ray]')")
-    ray: RayOptions = setting(factory=RayOptions, help="the Ray cluster and replicas of executor: ray")
+    executor: str = setting("local", flag="--executor",
+                            help="where the engines run: local (this process's backend) or a registered "
+                                 "executor, e.g. ray (engine replicas on a Ray cluster: batch stages as Ray "
+                                 "Data jobs, the generator's requests fanned out; pip install -e '.[ray]'); "
+                                 "its settings are the section of its name")
     max_consecutive_failures: int = setting(20, min=1, help="stop the run (re-run resumes) when this many "
                                                              "requests fail in a row: the server is down")
     sections: dict[str, Any] = setting(factory=dict, internal=True)  # backend options and stage configs
@@ -71,6 +71,8 @@ class PipelineConfig:
         return d
 
     def check(self, err: Err) -> None:
+        if self.executor not in executors():
+            err("executor", f"must be one of {', '.join(sorted(executors()))}, got {self.executor!r}")
         known = backends()
         for stage_name in ["", *self.stages]:
             b = self.backend if not stage_name else getattr(self.sections.get(stage_name), "backend", None)
@@ -143,8 +145,9 @@ def check_wiring(names: list[str], err: Err, sections: dict[str, Any] | None = N
 
 
 def section_classes() -> dict[str, type]:
-    """Every config section: backend options, then stage configs, by name."""
+    """Every config section: backend options, executor options, then stage configs, by name."""
     out = {name: spec.options for name, spec in backends().items()}
+    out.update((name, spec.options) for name, spec in executors().items() if spec.options is not None)
     out.update((name, st.Config) for name, st in registered_stages().items())
     return out
 
@@ -168,6 +171,14 @@ def build_config(data: dict[str, Any], err: Err) -> PipelineConfig:
     cfg.sections = sections
     cfg.check(err)  # again, now that the stages' own backends are known
     return cfg
+
+
+def pipeline_flags() -> list[Option]:
+    """The dedicated `generate` flags: the flagged top-level settings, then those of the executors'
+    sections (`--ray-address`)."""
+    return options_of(PipelineConfig, only_flagged=True) + [
+        o for name, spec in executors().items() if spec.options is not None
+        for o in options_of(spec.options, only_flagged=True, prefix=f"{name}.")]
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None, sets: tuple[str, ...] | list[str] = ()

@@ -1,9 +1,10 @@
 """The backends a pipeline's stages use: one per (backend, model, server URLs), started when a stage
 first needs it, and closed as soon as no later stage does. In-process engines hold the model in (GPU)
 memory, so at most one is open at a time: opening another closes the first, and `close` verifies the
-engine let its memory go (see backends.vllm_engine.close_llm). With `executor: ray` the batch stages'
-requests run on engine replicas held by Ray instead (generate/ray_executor.py): no engine is started
-here for them, and one still open here is closed first, so that its memory goes to the replicas."""
+engine let its memory go (see backends.vllm_engine.close_llm). With another executor than `local`
+(`executor: ray`, executors.py) a stage's requests may run on engine replicas elsewhere instead: no
+engine is started here for them, and one still open here is closed first, so that its memory goes to
+the replicas."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,9 +15,10 @@ from ..models import resolve_model
 from ..provenance import model_fingerprint
 from ..train.loading import is_adapter_dir, merged_adapter
 from .config import PipelineConfig
+from .executor import LocalExecutor
+from .executors import ExecutorSession, executor_spec
 
 Key = tuple[str, str, tuple[str, ...]]
-RAY_BACKENDS = ("vllm", "fake")  # backends Ray runs as replicas (an OpenAI-compatible server stays a client here)
 
 
 class Engines:
@@ -27,7 +29,8 @@ class Engines:
         self.cfg, self.given, self.log = cfg, given, log
         self.open: dict[Key, Backend] = {}
         self.paths: dict[str, str] = {}  # model name -> what the backend loads
-        self.ray = None  # ray_executor.Session, opened by the first stage that runs on Ray
+        self._session: ExecutorSession | None = None  # the executor's, opened by the first stage that asks
+        self.remote: set[Key] = set()  # open backends whose engines are replicas held by the executor
         self.adapters: dict[str, dict[str, Any]] = {}  # adapter folder -> its fingerprint
 
     def key(self, stage: str) -> Key:
@@ -71,44 +74,43 @@ class Engines:
                 for other in [k for k in self.open if backend_spec(k[0]).in_process]:
                     self.log(f"closing the {other[0]} engine of {other[1]} before starting {key[1]}")
                     self.open.pop(other).close()
+                    self.remote.discard(other)
             self.open[key] = self.replicas(stage) or create_backend(
                 key[0], self.model_path(stage), self.cfg.backend_options(stage), seed=self.cfg.seed)
         return self.open[key]
 
-    def replicas(self, stage: str) -> Backend | None:
-        """With `executor: ray`, a generator's requests fan out to `ray.replicas` engines held by Ray
-        (ray_replicas.py); the stage's single writer stays here. None: this process's own backend."""
-        if self.cfg.executor != "ray" or self.cfg.backend_of(stage) not in RAY_BACKENDS:
-            return None
-        from .ray_executor import Session
-        from .ray_replicas import RayReplicas
+    def session(self) -> ExecutorSession:
+        if self._session is None:
+            spec = executor_spec(self.cfg.executor)
+            self._session = spec.open(self.cfg.sections.get(spec.name) if spec.options else None)
+        return self._session
 
-        if self.ray is None:
-            self.ray = Session(self.cfg.ray)
-        return RayReplicas(self.cfg.backend_of(stage), self.model_path(stage), self.cfg.backend_options(stage),
-                           self.cfg.ray, seed=self.cfg.seed)
+    def replicas(self, stage: str) -> Backend | None:
+        """A generator's requests fanned out to engine replicas the executor holds (`executor: ray`); the
+        stage's single writer stays here. None: this process's own backend."""
+        rep = self.session().replicas(self.cfg.backend_of(stage), self.model_path(stage),
+                                      self.cfg.backend_options(stage), self.cfg.seed)
+        if rep is not None:
+            self.remote.add(self.key(stage))
+        return rep
 
     def executor(self, stage: str):
-        """The executor of a batch stage: Ray's when configured (and the backend has a Ray engine),
+        """The executor of a batch stage: the configured executor's (when it runs this backend elsewhere),
         else the local one around this process's backend."""
-        from .executor import LocalExecutor
-
-        if self.cfg.executor == "ray" and self.given is None:
-            from .ray_engines import ray_engine
-            from .ray_executor import RayExecutor, Session
-
+        if self.given is None:
             backend = self.cfg.backend_of(stage)
-            engine = ray_engine(backend, self.model_path(stage), self.cfg.backend_options(stage), self.cfg.ray,
-                                seed=self.cfg.seed)
-            if engine is not None:
-                # engines held here or by Ray for an earlier stage give their memory to this one's replicas
-                for other in [k for k in self.open if backend_spec(k[0]).in_process or k[0] in RAY_BACKENDS]:
-                    self.log(f"closing the {other[0]} engine of {other[1]}: {stage} runs on Ray")
+            ex = self.session().batch_executor(stage, backend, self.model_path(stage),
+                                               self.cfg.backend_options(stage), self.cfg.seed)
+            if ex is not None:
+                # engines held here or as replicas for an earlier stage give their memory to this one's
+                for other in [k for k in self.open if backend_spec(k[0]).in_process or k in self.remote]:
+                    self.log(f"closing the {other[0]} engine of {other[1]}: {stage} runs on {self.cfg.executor}")
                     self.open.pop(other).close()
-                if self.ray is None:
-                    self.ray = Session(self.cfg.ray)
-                return RayExecutor(engine, self.cfg.ray)
-            self.log(f"{stage}: the {backend} backend keeps its own client (local executor), not Ray")
+                    self.remote.discard(other)
+                return ex
+            if self.cfg.executor != "local":
+                self.log(f"{stage}: the {backend} backend keeps its own client (local executor), "
+                         f"not {self.cfg.executor}")
         return LocalExecutor(self.get(stage), max_failures=self.cfg.max_consecutive_failures)
 
     def release(self, later_stages: list[str], uses_model: Callable[[str], bool]) -> None:
@@ -116,10 +118,12 @@ class Engines:
         needed = {self.key(s) for s in later_stages if uses_model(s)}
         for k in [k for k in self.open if k not in needed]:
             self.open.pop(k).close()
+            self.remote.discard(k)
 
     def close(self) -> None:
         while self.open:
             self.open.popitem()[1].close()
-        if self.ray is not None:
-            self.ray.close()
-            self.ray = None
+        self.remote.clear()
+        if self._session is not None:
+            self._session.close()
+            self._session = None

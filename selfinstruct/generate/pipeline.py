@@ -9,7 +9,7 @@ import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..backends import Backend
 from ..backends.chat import CHAT_RENDERER
@@ -23,14 +23,18 @@ from ..io.secrets import redact_all
 from ..io.seeds import load_seed_tasks
 from ..io.shards import SCHEMA, StageStore, check_existing, parts_digest
 from ..provenance import library_versions
+from ..run.reader import StageDir
 from .config import PipelineConfig
 from .context import Context
 from .engines import Engines
 from .executor import run_batch_stage
-from .ray_executor import require_ray
+from .executors import executor_spec
 from .plugins import get_stage
 from .rounds import RoundsRunner
 from .stage import BatchStage, RoundsStage, SinkStage, Stage
+
+if TYPE_CHECKING:
+    from ..hub.facts import RunFacts
 
 
 LOG_FILE = "selfinstruct.log"  # with -q: what vLLM, torch and other libraries print
@@ -76,8 +80,7 @@ def run_pipeline(cfg: PipelineConfig, out: Path, *, force: bool = False, quiet: 
                  backend: Backend | None = None) -> dict[str, StageSummary]:
     """`backend`: the caller's backend for every model stage (used, not closed)."""
     out = Path(out)
-    if cfg.executor == "ray":
-        require_ray()  # before anything runs: one line naming the extra to install
+    executor_spec(cfg.executor).require()  # before anything runs: one line naming what to install
     first = get_stage(cfg.stages[0])
     # a source stage reads another run (its hash keys the first stage); a generator reads the seed tasks
     seed_path = None if first.source else resolve_seed_path(cfg)
@@ -93,10 +96,11 @@ def run_pipeline(cfg: PipelineConfig, out: Path, *, force: bool = False, quiet: 
                   else hashlib.sha256(seed_path.read_bytes()).hexdigest())
         if not force:
             check_resumable(cfg, out, digest, models)  # a refused re-run leaves run.json as it was
-        atomic_write_json(out / "run.json", redact_all({
+        ctx.info = redact_all({
             "schema": SCHEMA, "versions": versions, "config": cfg.to_dict(), "config_file": cfg.source,
             "seed_tasks": str(seed_path) if seed_path is not None else None,
-            "seed_sha256": digest if seed_path is not None else None, "models": models}))
+            "seed_sha256": digest if seed_path is not None else None, "models": models})
+        atomic_write_json(out / "run.json", ctx.info)
         with library_output_to(out / LOG_FILE) if quiet else contextlib.nullcontext():
             return _run_stages(ctx, out, digest, models, versions, force=force, own_backends=backend is None)
 
@@ -130,6 +134,7 @@ def _run_stages(ctx: Context, out: Path, digest: str, models: dict[str, Any], ve
                                                 "versions": versions}
                 run_stage(cls(ctx, cfg.stage(name)), store, prev)
             summary[name] = StageSummary(store.num_rows(), store.totals(), round(time.time() - t0, 1))
+            ctx.done.append(StageDir(name, store.dir, store.manifest))  # what a sink's facts are built from
             digest, prev = store.digest(), store
             if own_backends:
                 ctx.engines.release(cfg.stages[i + 1:], lambda s: get_stage(s).uses_model)
@@ -142,7 +147,7 @@ def _run_stages(ctx: Context, out: Path, digest: str, models: dict[str, Any], ve
 def run_stage(stage: Stage, store: StageStore, inputs: StageStore | None) -> None:
     """One stage, run by its shape: the runners are the pipeline's, a stage only says what it does."""
     if isinstance(stage, SinkStage):
-        store.finish_files(*stage.write(inputs, store))
+        store.finish_files(*stage.write(inputs, store, sink_facts(stage, store)))
     elif isinstance(stage, RoundsStage):
         RoundsRunner(stage, store).run()
     elif isinstance(stage, BatchStage):
@@ -150,6 +155,14 @@ def run_stage(stage: Stage, store: StageStore, inputs: StageStore | None) -> Non
         run_batch_stage(stage, store, stage.input(inputs))
     else:
         stage.run(store, inputs)  # a stage of its own shape
+
+
+def sink_facts(stage: SinkStage, store: StageStore) -> RunFacts:
+    """The facts a sink's dataset card states, from what this run holds: the run.json it wrote and the
+    manifests of the stages completed before the sink (nothing is read back from run.json)."""
+    from ..hub.facts import run_facts  # (huggingface_hub, for the models' licenses: only when a sink runs)
+
+    return run_facts(stage.ctx.run_so_far(), stage.name, store.config_hash)
 
 
 def format_summary(summary: dict[str, StageSummary]) -> str:

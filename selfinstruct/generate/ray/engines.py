@@ -1,4 +1,4 @@
-"""What runs a Ray job's rows (see ray_executor.RayEngine): vLLM replicas through Ray Data's LLM
+"""What runs a Ray job's rows (see executor.RayEngine): vLLM replicas through Ray Data's LLM
 processor, or the deterministic fake backend in a Ray actor pool (tests: the same executor path, with
 answers known in advance). Each turns the driver's `Request` into row columns and the answer row back
 into the `Completion` the local backend makes for the same request, so the stage sees no difference."""
@@ -9,11 +9,11 @@ from dataclasses import asdict, replace
 from functools import cached_property
 from typing import Any
 
-from ..backends.base import Completion, Request
-from ..backends.chat import chat_token_ids
-from ..backends.fake import FakeBackend, FakeOptions
-from ..backends.vllm_engine import VllmOptions, engine_args
-from .ray_executor import RayOptions, cluster_has_gpus
+from ...backends.base import Completion, Request
+from ...backends.chat import chat_token_ids
+from ...backends.fake import FakeBackend, FakeOptions
+from ...backends.vllm_engine import VllmOptions, engine_args
+from .cluster import RayOptions, cluster_has_gpus
 
 # CPU share of our small per-row tasks: on a machine with few cores, whole CPUs for them would leave
 # none for the engine actors, which then wait forever

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from typing import Any, Hashable
 
-from ..backends import backend_spec, create_backend
-from ..backends.base import Backend, Completion, Request
-from .ray_engines import replica_options
-from .ray_executor import RayOptions, cluster_has_gpus, one_line
+from ...backends import backend_spec, create_backend
+from ...backends.base import Backend, Completion, Request
+from .engines import replica_options
+from .cluster import RayOptions, cluster_has_gpus
+from .executor import one_line
 
 
 class Replica:
