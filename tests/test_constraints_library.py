@@ -422,8 +422,10 @@ class _EntryPoint:
 
 
 def test_a_plugin_registers_a_type_through_the_entry_point_group(monkeypatch):
-    monkeypatch.setattr(plugins, "_PLUGINS_LOADED", False)
-    monkeypatch.setattr(plugins, "entry_points",
+    from selfinstruct import entry_points as ep
+
+    monkeypatch.setattr(ep, "_loaded", set())
+    monkeypatch.setattr(ep, "entry_points",
                         lambda group: [_EntryPoint()] if group == "selfinstruct.constraints" else [])
     monkeypatch.setattr(registry, "_TYPES", dict(registry._TYPES))  # the plugin goes with the test
     assert "plugin:ends_with_rhyme" in constraint_types()

@@ -4,9 +4,9 @@ A leaf of the backends package: the built-in backends import it, and the package
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any
 
+from ..entry_points import load_group
 from .base import Backend
 
 
@@ -31,21 +31,10 @@ def register_backend(name: str, options: type, *, local_model: bool = False, in_
     return deco
 
 
-_plugins_loaded = False
-
-
-def _load_plugins() -> None:
-    """Backends of other packages (and the test backend `fake`) register through the entry-point
-    group `selfinstruct.backends`: importing the module named there runs its @register_backend."""
-    global _plugins_loaded
-    if not _plugins_loaded:
-        _plugins_loaded = True
-        for ep in entry_points(group="selfinstruct.backends"):
-            ep.load()
-
-
 def backends() -> dict[str, BackendSpec]:
-    _load_plugins()
+    """Every backend: built-in ones and those of other packages (and the test backend `fake`), which register
+    through the entry-point group `selfinstruct.backends`."""
+    load_group("selfinstruct.backends")
     return dict(_BACKENDS)
 
 

@@ -9,26 +9,14 @@ and the conflict table, made symmetric: a plugin type that declares a conflict w
 kept apart from it even though the built-in type does not name it."""
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-
+from ..entry_points import load_group
 from . import types as _builtin  # noqa: F401  (each module registers its types)
 from .base import ConstraintType
 from .registry import registered
 
-_PLUGINS_LOADED = False
-
-
-def _load_plugins() -> None:
-    global _PLUGINS_LOADED
-    if not _PLUGINS_LOADED:
-        _PLUGINS_LOADED = True
-        for ep in entry_points(group="selfinstruct.constraints"):
-            ep.load()
-
-
 def constraint_types() -> dict[str, ConstraintType]:
     """Every registered constraint type by id, built-in ones first."""
-    _load_plugins()
+    load_group("selfinstruct.constraints")
     return registered()
 
 

@@ -17,8 +17,9 @@ A leaf: it imports nothing of the pipeline."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any, Callable, Protocol
+
+from ..entry_points import load_group
 
 
 class ExecutorSession(Protocol):
@@ -69,16 +70,9 @@ class LocalSession:
 
 register_executor("local")(LocalSession)
 
-_plugins_loaded = False
-
-
 def executors() -> dict[str, ExecutorSpec]:
     """Every registered executor by name (loading those named in the entry-point group once)."""
-    global _plugins_loaded
-    if not _plugins_loaded:
-        _plugins_loaded = True
-        for ep in entry_points(group="selfinstruct.executors"):
-            ep.load()
+    load_group("selfinstruct.executors")
     return dict(_EXECUTORS)
 
 

@@ -4,26 +4,14 @@ packages, whose entry-point group `selfinstruct.stages` names modules whose impo
 reads and writes) and the order `generate --help` lists stages in all come from here."""
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-
+from ..entry_points import load_group
 from . import stages as _builtin  # noqa: F401  (each module registers its stage)
 from .registry import registered
 from .stage import Stage
 
-_PLUGINS_LOADED = False
-
-
-def _load_plugins() -> None:
-    global _PLUGINS_LOADED
-    if not _PLUGINS_LOADED:
-        _PLUGINS_LOADED = True
-        for ep in entry_points(group="selfinstruct.stages"):
-            ep.load()
-
-
 def stages() -> dict[str, type[Stage]]:
     """Every registered stage by name, built-in ones first."""
-    _load_plugins()
+    load_group("selfinstruct.stages")
     return registered()
 
 
