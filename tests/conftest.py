@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,33 @@ PROJECT_SEEDS = ROOT / "seed_tasks" / "seed_tasks.jsonl"
 FAST_TIMEOUT_S = 5
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (`make test` runs the slow and engine lanes on 2 workers), each worker's vLLM
+    engines get their own cores: vLLM binds an engine's CPU worker to cores it picks itself (on 2 cores,
+    core 0 for every engine), so two engines started side by side would share one core and leave the other
+    idle. An explicit VLLM_CPU_OMP_THREADS_BIND is kept."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ...
+    if worker and "VLLM_CPU_OMP_THREADS_BIND" not in os.environ:
+        cores, workers = os.cpu_count() or 1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        per = max(1, cores // workers)
+        first = (int(worker[2:]) * per) % cores
+        os.environ["VLLM_CPU_OMP_THREADS_BIND"] = str(first) if per == 1 else f"{first}-{first + per - 1}"
+
+
+def xdist_group(item) -> str:
+    """The worker group of a slow or engine test under `--dist loadgroup`: its module, so that a module's
+    shared engine, server or trained model is made once; every Ray module in one group, since their
+    tests find (and kill) replicas by their process titles machine-wide."""
+    module = item.path.stem
+    return "ray" if module.startswith("test_ray") else module
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by the marks added here
 def pytest_collection_modifyitems(config, items):
     for item in items:
         engine = item.get_closest_marker("engine") or item.get_closest_marker("integration")
+        if engine or item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
         if engine:
             item.add_marker("engine")
             item.add_marker("integration")

@@ -171,7 +171,7 @@ def test_cli_generate_end_to_end(tmp_path):
     """The user's path: the console script with the default pipeline, its own engine."""
     run = tmp_path / "run"
     cmd = [os.path.join(os.path.dirname(sys.executable), "selfinstruct"), "generate", "-c",
-           str(ROOT / "pipelines" / "default.yaml"), "-o", str(run), "--num-instructions", "20", "-q"]
+           str(ROOT / "pipelines" / "default.yaml"), "-o", str(run), "--num-instructions", "10", "-q"]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=1500)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "done:" in p.stdout and "bootstrap" in p.stdout
@@ -179,7 +179,7 @@ def test_cli_generate_end_to_end(tmp_path):
     allowed = re.compile(r"^(\w+: (already complete|stopped after|the engine runs|closing the)|warning: )")
     assert [line for line in p.stderr.splitlines() if line.strip() and not allowed.match(line)] == []
     assert (run / "selfinstruct.log").stat().st_size > 0
-    assert len(stage_rows(run, "bootstrap")) == 20
+    assert len(stage_rows(run, "bootstrap")) == 10
     assert (run / "export" / "train.prompt_completion.jsonl").exists()
     # re-running resumes: every stage is complete, nothing is regenerated
     p2 = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
