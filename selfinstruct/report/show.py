@@ -145,4 +145,5 @@ def show(stage_dir: Path, *, rejects: bool = False, reason: str | None = None, o
         if not as_json:
             echo("")
         note(msg)
+    note(f"-- every stage, its rejects and exports in a browser: selfinstruct browse {Path(stage_dir).parent}")
     return len(page)
