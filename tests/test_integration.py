@@ -296,3 +296,23 @@ def test_preference_responses_on_the_real_engine_resume_identically(engine, tmp_
         assert stage_rows(b, stage) == stage_rows(a, stage), stage
     name = "train.preference.jsonl"
     assert (b / "export" / name).read_bytes() == (a / "export" / name).read_bytes()
+
+
+def test_verify_asks_k_seeded_requests_that_answer_as_one_n_request(engine):
+    """verify asks K requests seeded s..s+K-1 (generate/stages/verify.py); vLLM splits one request with
+    n = K and seed s into exactly those, so both give the same K answers (bench/verify_n.py times both)."""
+    from vllm import SamplingParams
+
+    from selfinstruct.backends import Request
+    from selfinstruct.backends.chat import chat_token_ids
+    from selfinstruct.generate.stages.verify import first_seed
+
+    k = 8
+    msgs = [{"role": "user", "content": "Name three colours. Do not use any digits; write every number out in words."}]
+    s = first_seed(42, "verify", "r1")
+    seeded = engine.generate([Request(msgs, max_tokens=32, temperature=1.0, top_p=0.95, seed=s + j) for j in range(k)])
+    params = SamplingParams(n=k, seed=s, max_tokens=32, temperature=1.0, top_p=0.95)
+    [one] = engine.llm.generate([{"prompt_token_ids": chat_token_ids(engine.tokenizer, msgs)}], params, use_tqdm=False)
+    answers = [c.text for c in sorted(one.outputs, key=lambda c: c.index)]
+    assert [c.text for c in seeded] == answers
+    assert len(set(answers)) > 1  # sampled: K different answers, not one answer K times

@@ -20,6 +20,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("train", ["selfinstruct.train"]),
     ("evals", ["selfinstruct.evals"]),
     ("report", ["selfinstruct.report"]),
+    ("browse", ["selfinstruct.browse"]),
     ("hub", ["selfinstruct.hub"]),
     ("generate", ["selfinstruct.generate"]),
     ("workflows", ["selfinstruct.workflows"]),

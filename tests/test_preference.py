@@ -1,8 +1,9 @@
 """The preference chain on an instruction-tuning run: `responses` (K answers from the train split only,
 seeded per record and sample), `judge`, `pairs` (ties, margins, the length guard) and the `preference`
 export (TRL's conversational preference format, loaded by `datasets` and TRL's data utilities); resume in
-the middle of `responses` gives the identical pairs; the training constraints are disjoint from the
-evaluation suites'."""
+the middle of `responses` gives the identical pairs; prompts with constraints from the constraint library
+are ranked by its checkers (exact labels: the chosen answer passes every constraint). That the library's
+types are disjoint from the evaluation suites' is tests/test_constraints_library.py's."""
 from __future__ import annotations
 
 import json
@@ -23,20 +24,26 @@ from selfinstruct.io.errors import Incomplete, UserError
 from .conftest import PROJECT_SEEDS, stage_rows
 
 pytestmark = pytest.mark.timeout(300)
-REASONS = {"tie", "small_margin", "length_imbalance", "identical_answers", "empty_chosen"}
+REASONS = {"tie", "small_margin", "length_imbalance", "identical_answers", "empty_chosen", "unverified"}
+
+
+# the policy's answers: some follow the test's constraint types (no digits, no exclamation mark), some not
+ANSWERS = ("All is well here.", "There are 3 cats here.", "Wow, it works!", "Look at 3 stars!")
+TYPES = ["train:no_digits", "train:no_exclamation"]
 
 
 class Policy(FakeBackend):
-    """The fake model, answering constrained prompts with 2-4 sentences of one all-capital word each (so
-    that some answers follow a sentence or capital-word constraint and some do not)."""
+    """The fake model, answering every prompt of `responses` with one of ANSWERS (by its seed), so that
+    some answers follow a constraint and some do not; the judge's prompts as the fake judge does."""
 
     def answer(self, r):
         import random
 
+        from selfinstruct.backends.fake import judged_answer
+
         text = r.prompt[-1]["content"] if isinstance(r.prompt, list) else r.prompt
-        if "Your response should contain" in text or "all capital letters" in text:
-            n = random.Random(r.seed).randint(2, 4)
-            return " ".join(f"The {w} is here." for w in ["RIVER", "LAMP", "STONE", "CLOUD"][:n])
+        if isinstance(r.prompt, list) and judged_answer(text) is None:
+            return random.Random(r.seed).choice(ANSWERS)
         return super().answer(r)
 
 
@@ -52,7 +59,8 @@ def sft_run(tmp_path_factory) -> Path:
 def pref_config(tmp_path: Path, sft: Path, extra: str = "", name: str = "pref.yaml"):
     p = tmp_path / name
     p.write_text(f"stages: [responses, judge, pairs, export]\n"
-                 f"responses: {{source: {sft}, samples: 4, constraints: 0.3, batch_size: 3}}\n"
+                 f"responses: {{source: {sft}, samples: 4, constraints: 0.3, max_constraints: 2, batch_size: 3, "
+                 f"constraint_types: {TYPES}}}\n"
                  f"judge: {{batch_size: 5}}\npairs: {{min_margin: 1.0}}\n"
                  f"export: {{eval_fraction: 0.25, formats: [preference]}}\n{extra}")
     return load_config(p)
@@ -80,11 +88,14 @@ def test_responses_answer_the_train_split_k_times_with_derived_seeds(pref_run, s
     assert all(derive_seed(42, "responses", r["id"], k) in seeds for r in rows for k in range(4))
     constrained = [r for r in rows if "constraints" in r]
     assert constrained and len(constrained) < len(rows)
-    assert all(r["constraints"]["ids"][0].startswith(("length_constraints:", "change_case:")) for r in constrained)
+    for r in constrained:  # from the constraint library, the base instruction kept
+        assert {c["id"] for c in r["constraints"]["items"]} <= set(TYPES)
+        assert r["instruction"].startswith(r["constraints"]["base_instruction"].rstrip("."))
+        assert r["instruction"].endswith(r["constraints"]["description"])
 
 
 def test_pairs_are_best_against_worst_and_every_drop_has_its_reason(pref_run):
-    from selfinstruct.evals.training_constraints import followed
+    from selfinstruct.constraints import Constraint, check_all
 
     run, _ = pref_run
     kept, dropped = stage_rows(run, "pairs"), stage_rows(run, "pairs", rejects=True)
@@ -92,8 +103,9 @@ def test_pairs_are_best_against_worst_and_every_drop_has_its_reason(pref_run):
     for r in kept:
         p, outs = r["pair"], [i["output"] for i in r["instances"]]
         if "constraints" in r:
-            scores = [followed(r["instruction"], r["constraints"]["ids"], r["constraints"]["kwargs"], o) for o in outs]
-            assert p["ranked_by"] == "constraints"
+            cs = [Constraint.from_dict(c) for c in r["constraints"]["items"]]
+            scores = [sum(check_all(o, cs)) for o in outs]
+            assert p["ranked_by"] == "constraints" and max(scores) == len(cs)  # the chosen one passes all
         else:
             scores = [statistics.fmean(s) for s in r["judge_scores"]]
             assert p["ranked_by"] == "judge"
@@ -188,17 +200,6 @@ def test_the_source_is_part_of_the_stage_hash(tmp_path, sft_run):
     f.write_text("".join(f.read_text().splitlines(keepends=True)[1:]))  # the source run was re-exported
     with pytest.raises(UserError, match="responses"):
         run_pipeline(cfg, tmp_path / "run", quiet=True, backend=FakeBackend())
-
-
-def test_training_constraints_are_disjoint_from_the_evaluation_suites():
-    from selfinstruct.evals import checkers
-    from selfinstruct.evals.constraints import CONSTRAINT_TYPES
-    from selfinstruct.evals.training_constraints import TRAIN_CONSTRAINT_TYPES
-
-    train = set(TRAIN_CONSTRAINT_TYPES)
-    assert train and train <= set(checkers.load_registry("ifeval"))  # real checkers
-    assert not train & set(CONSTRAINT_TYPES)  # the `constraints` suite
-    assert not train & set(checkers.load_registry("ifbench"))  # the `ifbench` suite
 
 
 @pytest.mark.parametrize("stages, extra, why", [

@@ -74,6 +74,17 @@ def test_next_group_returns_whole_groups_in_request_order():
     assert w.next_group() is None
 
 
+def test_a_batch_without_requests_comes_back_in_its_turn():
+    """A batch stage may ask nothing for a batch (verify: no constrained record in it; judge: all of them
+    constrained): the executor hands that batch back between its neighbours, with no completions."""
+    from selfinstruct.generate.executor import LocalExecutor
+
+    asked = {"a": reqs("a", 2), "b": [], "c": reqs("c", 1), "d": []}
+    ex = LocalExecutor(ScrambledBackend(seed=3))
+    got = [(b, len(c)) for b, c in ex.map(iter(["a", "b", "c", "d"]), lambda b: asked[b])]
+    assert got == [("a", 2), ("b", 0), ("c", 1), ("d", 0)]
+
+
 def test_a_closed_gate_holds_back_starts_but_never_stalls():
     be = ScrambledBackend(seed=2)
     asked = []

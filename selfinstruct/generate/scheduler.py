@@ -128,7 +128,10 @@ class Window:
         return g, i, c
 
     def next_group(self) -> tuple[Group, list[Completion]] | None:
-        """The next whole group, with its completions in request order."""
+        """The next whole group, with its completions in request order (a group without requests, e.g. a
+        batch whose records a stage passes on unasked, comes back in its turn with none)."""
+        if self.groups and self._cursor == 0 and not self.groups[0].requests:
+            return self.groups.popleft(), []
         first = self.next()
         if first is None:
             return None

@@ -1,12 +1,14 @@
 """The generated part of a dataset card, in markdown: how to load the data, what each config holds, and
 how the run made it (models and their licenses, seed file, hashes, stages and drops, judge and selection,
-decontamination). Built from `hub.facts.RunFacts` and `hub.configs.DataLayout`; the stage, drop and judge
-tables and sentences are the ones `selfinstruct stats` prints (report.sections, report.text)."""
+constraint types and their pass rates, decontamination). Built from `hub.facts.RunFacts` and
+`hub.configs.DataLayout`; the stage, drop, judge and constraint tables and sentences are the ones
+`selfinstruct stats` prints (report.sections, report.text, report.constraints)."""
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from ..report.constraints import constraint_sentences, rates_table
 from ..report.judge import score_table
 from ..report.sections import Table, cell_text, drops_table, stages_table
 from ..report.text import judge_sentences
@@ -123,6 +125,19 @@ def judge(facts: RunFacts) -> list[str]:
     return out
 
 
+def constraints(facts: RunFacts) -> list[str]:
+    """The constraint types the verified answers follow, and their pass rates (a run with `verify`)."""
+    cs = facts.constraints
+    if cs is None:
+        return []
+    said = constraint_sentences(cs)
+    return (["### Constraints and verified answers", "", said.pop("head") + ". Every kept answer to a constrained "
+             "prompt passes all of its constraints (checked in code, strict); pass@1 is the share of the answers "
+             "that pass a type, pass@K the share of prompts with at least one, the base rate the share of answers "
+             "to the prompt without its constraints that already satisfy it:", "", markdown_table(rates_table(cs)),
+             ""] + [f"- {text}" for text in said.values()])
+
+
 def decontamination(facts: RunFacts) -> list[str]:
     d = facts.decontamination
     if d is None:
@@ -150,5 +165,5 @@ def license_section(license: Any) -> list[str]:
 def render_body(facts: RunFacts, layout: DataLayout, license: Any) -> str:
     """The generated section; `license`: the card's license once merged (None: none stated)."""
     parts = [loading(layout), provenance(facts), models(facts), stages(facts), judge(facts),
-             decontamination(facts), license_section(license)]
+             constraints(facts), decontamination(facts), license_section(license)]
     return "\n\n".join("\n".join(p) for p in parts if p)

@@ -23,6 +23,7 @@ from ..io.errors import UserError
 from ..io.hashing import stable_hash
 from ..io.records import Counts
 from ..report.compute import EXPORT_STAGE, stage_section
+from ..report.constraints import ConstraintSection, constraint_section
 from ..report.judge import JudgeSection, judge_section
 from ..report.sections import StageSection
 from ..run.reader import Run, StageDir, open_run, seed_path
@@ -69,6 +70,7 @@ class RunFacts:
     judge: JudgeSection | None = None
     judge_settings: dict[str, Any] = field(default_factory=dict)
     decontamination: Decontamination | None = None
+    constraints: ConstraintSection | None = None  # the verify stage's pass rates per constraint type
     settings: dict[str, Any] = field(default_factory=dict)  # this stage's config section
 
     def finished(self, counts: Counts) -> "RunFacts":
@@ -138,7 +140,8 @@ def run_facts(run: Run, stage: str, stage_hash: str) -> RunFacts:
         name=str(cfg.get("name") or UNNAMED), version=__version__, seed=cfg.get("seed"), seed_file=seed_file,
         seed_sha256=seed_sha, config_sha256=stable_hash(cfg) if cfg else None, stage=stage, stage_hash=stage_hash,
         stages=sections, models=_models(run.info, [d.name for d in run.stages] + [stage]), judge=judge_section(run),
-        decontamination=_decontamination(run), settings=dict(cfg.get(stage) or {}))
+        decontamination=_decontamination(run), constraints=constraint_section(run),
+        settings=dict(cfg.get(stage) or {}))
     if facts.judge is not None:
         judge_cfg = cfg.get("judge") or {}
         facts.judge_settings = {k: judge_cfg[k] for k in JUDGE_SETTINGS if k in judge_cfg}

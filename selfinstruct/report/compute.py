@@ -9,6 +9,8 @@
   rouge-score's own max;
 * diversity (Self-Instruct Fig. 2), by the heuristic of :mod:`.diversity`;
 * the judge's scores, the selection and the judge sanity figure (:mod:`.judge`), when a judge ran;
+* per constraint type and family: base rate, pass@1, pass@K, and the share of prompts with a verified
+  answer (:mod:`.constraints`), when a verify stage ran;
 * examples of kept records and of rejects, a few per reason.
 """
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from ..io.records import Instance
 from ..io.seeds import load_seed_tasks
+from .constraints import constraint_section
 from .diversity import diversity
 from .judge import judge_section
 from ..run.reader import Run, StageDir, check_parts, open_run, seed_path
@@ -35,7 +38,7 @@ CLASSIFY_STAGE, INSTANCES_STAGE, EXPORT_STAGE = "classify", "instances", "export
 # are ordinary rejects)
 DECONTAMINATED = ("decontaminated_rouge", "decontaminated_ngram")
 EXPORT_TALLIES = ("train_examples", "eval_examples", "train_pairs", "eval_pairs", "train_instructions",
-                  "eval_instructions") + DECONTAMINATED
+                  "eval_instructions", "train_pair_instructions", "eval_pair_instructions") + DECONTAMINATED
 
 
 def stage_section(stage: StageDir, prev_out: int | None) -> StageSection:
@@ -211,6 +214,7 @@ def compute_report(run_dir: Path, *, seeds: Path | None = None) -> Report:
         threshold = ((cfg.get(gen.name) or {}).get("filters") or {}).get("rouge_threshold")
         report.rouge = rouge_section(gen_items, [(s.id, s.instruction) for s in seed_tasks], threshold)
     report.judge = judge_section(run)
+    report.constraints = constraint_section(run)
     if instructions:
         report.diversity = diversity(instructions)
         if seed_tasks:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..io.errors import UserError
 from .diversity import DIVERSITY_METHOD
+from .constraints import constraint_sentences, rates_table
 from .judge import score_table
 from .sections import (Column, Example, Report, Table, cell_text, clip, drop_table, pct, stage_table,
                        verb_table)
@@ -21,6 +22,7 @@ h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.8em}.muted{colo
 .ex td{font-size:90%;max-width:520px;word-wrap:break-word}img{max-width:100%}code{background:#f5f5f5;padding:0 3px}
 .warn{color:#a33}
 """
+BROWSE_URL = "http://127.0.0.1:8001/"  # where `selfinstruct browse` serves by default
 TEXT_CHARS = 300  # an instance, a seed, a detail
 INSTRUCTION_CHARS = 400  # an example's instruction
 
@@ -144,6 +146,17 @@ def _judge(rep: Report) -> list[str]:
     return lines
 
 
+def _constraints(rep: Report) -> list[str]:
+    said = constraint_sentences(rep.constraints)  # the terminal's words
+    lines = ["<h2>Constraints: verified answers</h2>", f"<p>{_e(said.pop('head'))}</p>",
+             render_table(rates_table(rep.constraints))]
+    lines += [f"<p>{_e(text)}</p>" for text in said.values()]
+    lines.append("<p class='muted'>pass@1: the share of the answers that pass a constraint; pass@K: the share of "
+                 "prompts with at least one of K answers that does; base rate: the share of answers to the prompt "
+                 "without its constraints that already satisfy it.</p>")
+    return lines
+
+
 def _examples(rep: Report) -> list[str]:
     lines = ["<h2>Examples</h2>"]
     if rep.kept_examples:
@@ -171,6 +184,9 @@ def render_html(rep: Report, plots: dict[str, str]) -> str:
          "".join(f"; {k} <code>{_e(cfg[k])}</code>" for k in ("model", "backend", "seed") if k in cfg) +
          (f"; seeds <code>{_e(rep.seeds.path)}</code> ({rep.seeds.count})" if rep.seeds.path else "") + "</p>"]
     lines += [f"<p class='warn'>{_e(n)}</p>" for n in rep.notes]
+    lines.append(f"<p>Every record, reject and export example, with facets, search and canned queries: "
+                 f"<code>selfinstruct browse {_e(rep.run_dir)}</code>, then open "
+                 f"<a href='{BROWSE_URL}'>{BROWSE_URL}</a>.</p>")
     lines += _stages(rep)
     if rep.length.generated:
         lines += _lengths(rep, plots)
@@ -179,6 +195,8 @@ def render_html(rep: Report, plots: dict[str, str]) -> str:
         lines += _diversity(rep, plots)
     if rep.judge is not None:
         lines += _judge(rep)
+    if rep.constraints is not None:
+        lines += _constraints(rep)
     lines += _examples(rep)
     lines.append("</body></html>")
     return "\n".join(lines)

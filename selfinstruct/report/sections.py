@@ -175,6 +175,7 @@ class Report:
     kept_examples: list[Example] = field(default_factory=list)
     reject_examples: dict[str, dict[str, list[Example]]] = field(default_factory=dict)  # stage -> reason
     judge: Any = None  # a judge.JudgeSection when the run has a judge stage (that module imports this one)
+    constraints: Any = None  # a constraints.ConstraintSection when the run has a verify stage
 
     @property
     def classifier(self) -> StageSection | None:
@@ -203,6 +204,8 @@ class Report:
             out["diversity"] = dataclasses.asdict(self.diversity)
         if self.judge is not None:
             out["judge"] = self.judge.to_dict()
+        if self.constraints is not None:
+            out["constraints"] = self.constraints.to_dict()
         if self.seed_diversity is not None:
             sd = self.seed_diversity
             out["seed_diversity"] = {"total": sd.total, "kinds": sd.kinds, "distinct_verbs": sd.distinct_verbs,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from .constraints import constraint_sentences, rates_table
 from .judge import score_table
 from .sections import (Column, Report, Summary, Table, cell_text, clip, drop_table, length_edges, pct, stage_table,
                        verb_table)
@@ -67,9 +68,11 @@ def _stages(rep: Report) -> list[str]:
             e = st.export
             for unit in ("examples", "pairs"):  # SFT examples, preference pairs, or both
                 if f"train_{unit}" in e or (unit == "examples" and "train_pairs" not in e):
+                    # next to SFT examples, the pairs' instructions are counted apart
+                    of = "pair_" if unit == "pairs" and "train_pair_instructions" in e else ""
                     lines.append(f"  export: train {e.get(f'train_{unit}', 0):,} {unit} / "
-                                 f"{e.get('train_instructions', 0):,} instructions, eval {e.get(f'eval_{unit}', 0):,} / "
-                                 f"{e.get('eval_instructions', 0):,}")
+                                 f"{e.get(f'train_{of}instructions', 0):,} instructions, eval "
+                                 f"{e.get(f'eval_{unit}', 0):,} / {e.get(f'eval_{of}instructions', 0):,}")
             if "decontaminated_rouge" in e:  # a run made before the decontaminate stage
                 rouge, ngram = e.get("decontaminated_rouge", 0), e.get("decontaminated_ngram", 0)
                 lines.append(f"  export: left out {rouge + ngram:,} records matching benchmark prompts (ROUGE-L F1 "
@@ -176,6 +179,13 @@ def _judge(rep: Report) -> list[str]:
     return lines + [""]
 
 
+def _constraints(rep: Report) -> list[str]:
+    said = constraint_sentences(rep.constraints)
+    lines = [textwrap.fill(said.pop("head"), WIDTH, subsequent_indent="  "), render_table(rates_table(rep.constraints))]
+    lines += [textwrap.fill(text, WIDTH, initial_indent="  ", subsequent_indent="    ") for text in said.values()]
+    return lines + [""]
+
+
 def _rejects(rep: Report) -> list[str]:
     rows = []
     for stage, per in rep.reject_examples.items():
@@ -204,6 +214,8 @@ def format_terminal(rep: Report, report_path: Path | None = None) -> str:
         lines += _diversity(rep)
     if rep.judge is not None:
         lines += _judge(rep)
+    if rep.constraints is not None:
+        lines += _constraints(rep)
     if rep.reject_examples:
         lines += _rejects(rep)
     lines += [f"note: {n}" for n in rep.notes]

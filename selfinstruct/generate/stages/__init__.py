@@ -1,3 +1,3 @@
 """The built-in stages; importing this package registers them (generate/plugins.py imports it)."""
-from . import (alpaca, bootstrap, classify, decontaminate, export, filter, instances, judge, pairs,  # noqa: F401
-               responses, select)
+from . import (alpaca, bootstrap, classify, constrain, decontaminate, export, filter, instances, judge,  # noqa: F401
+               pairs, responses, select, verify)

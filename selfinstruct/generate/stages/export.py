@@ -9,7 +9,12 @@ loads it, and the card describes the run. The card is the user's to edit (`user_
 
 In a preference run (after `pairs`) the `preference` format writes train.preference.jsonl and
 eval.preference.jsonl: TRL's conversational preference format (prompt, chosen, rejected as message lists)
-with the scores and provenance in side fields, split by the source instruction.
+with the scores and provenance in side fields, split by the source instruction: one row per pair a record
+holds (`pair`, and a Tülu-style `pair_unconstrained`), none for a record without one.
+
+A record that carries constraints (`constrain`) is written as an SFT example only once `verify` has
+checked its answer (counted `constrained_unverified` otherwise): a constrained prompt is never paired with
+an answer nobody checked.
 
 The export writes what it is given: records matching benchmark prompts are dropped before it by the
 `decontaminate` stage (their rejects; `export.decontaminate` is gone, an old config saying so is refused),
@@ -29,6 +34,7 @@ from ...io.jsonl import atomic_write_jsonl, atomic_write_text
 from ...io.parquet import PARQUET, atomic_write_parquet
 from ...io.records import Counts
 from ...io.settings import setting
+from ..constrained import pair_texts, type_ids
 from ..registry import register_stage
 from ..stage import SinkStage
 
@@ -98,7 +104,7 @@ class Export(SinkStage):
         if formats:
             files += self.write_examples(inputs, store, formats, counts)
         if PREFERENCE in st.formats:  # a preference run counts instructions by their source
-            files += self.write_pairs(inputs, store, counts)
+            files += self.write_pairs(inputs, store, counts, "pair_" if formats else "")
         # last: the card's configs come from the files written above, its export row from these counts
         from ...hub.card import CardSettings, write_card  # (huggingface_hub and datasets: when a card is written)
         files.append(write_card(store, facts.finished(counts), CardSettings(st.license, list(st.language))))
@@ -108,10 +114,16 @@ class Export(SinkStage):
         """train/eval files of each SFT format (and Parquet copies); the eval split holds out instructions."""
         st = self.cfg
         # two passes over the input instead of holding it: the split needs every id first
-        ids = [r.id for r in inputs.records()]
+        def unverified(r) -> bool:  # a constrained prompt whose answer verify did not check
+            return "constraints" in r.extra and "verify" not in r.extra
+
+        ids = [r.id for r in inputs.records() if not unverified(r)]
         eval_ids = split_ids(ids, st.eval_fraction, self.ctx.cfg.seed)
         out = {split: {f: [] for f in formats} for split in ("train", "eval")}
         for r in inputs.records():
+            if unverified(r):
+                counts.add("constrained_unverified")
+                continue
             split = "eval" if r.id in eval_ids else "train"
             for ex in to_formats(r, st.system_prompt):
                 for f in formats:
@@ -130,37 +142,39 @@ class Export(SinkStage):
                     atomic_write_parquet(store.dir / f"{split}.{f}.{PARQUET}", items, f)
                     files.append(f"{split}.{f}.{PARQUET}")
                 counts.tallies[f"{split}_examples"] = len(items)
-        if PREFERENCE not in st.formats:
-            counts.add("train_instructions", len(ids) - len(eval_ids))
-            counts.add("eval_instructions", len(eval_ids))
+        counts.add("train_instructions", len(ids) - len(eval_ids))  # (the pairs' are counted apart: write_pairs)
+        counts.add("eval_instructions", len(eval_ids))
         return files
 
-    def write_pairs(self, inputs, store, counts: Counts) -> list[str]:
+    def write_pairs(self, inputs, store, counts: Counts, prefix: str = "") -> list[str]:
         """train/eval.preference.jsonl; the eval split holds out whole source instructions (all the prompts
-        made from one instruction go to the same side)."""
+        made from one instruction go to the same side). Their instructions are counted as
+        `{train,eval}_{prefix}instructions` (`pair_` next to SFT examples, which count theirs)."""
         def group(r):
             return str((r.extra.get("source") or {}).get("id", r.id))
 
-        groups = sorted({group(r) for r in inputs.records()})
+        def pairs(r):
+            return [r.extra[k] for k in ("pair", "pair_unconstrained") if k in r.extra]
+
+        groups = sorted({group(r) for r in inputs.records() if pairs(r)})
         held_out = split_ids(groups, self.cfg.eval_fraction, self.ctx.cfg.seed)
         rows: dict[str, list] = {"train": [], "eval": []}
         for r in inputs.records():
-            p = r.extra["pair"]
-            prompt = list(r.extra["prompt"])
-            if self.cfg.system_prompt and prompt[0]["role"] != "system":
-                prompt = [{"role": "system", "content": self.cfg.system_prompt}] + prompt
-            side = {"id": r.id, "chosen_score": p["chosen_score"], "rejected_score": p["rejected_score"],
-                    "margin": p["margin"], "ranked_by": p["ranked_by"], "source": r.extra.get("source"),
-                    # one string (not a list: an all-empty list column has no type for `datasets`)
-                    "constraints": ",".join((r.extra.get("constraints") or {}).get("ids", []))}
-            rows["eval" if group(r) in held_out else "train"].append(
-                to_preference(prompt, r.instances[p["chosen"]].output, r.instances[p["rejected"]].output, side))
+            for p in pairs(r):
+                prompt = list(r.extra["prompt"])
+                if self.cfg.system_prompt and prompt[0]["role"] != "system":
+                    prompt = [{"role": "system", "content": self.cfg.system_prompt}] + prompt
+                side = {"id": r.id, "chosen_score": p["chosen_score"], "rejected_score": p["rejected_score"],
+                        "margin": p["margin"], "ranked_by": p["ranked_by"], "source": r.extra.get("source"),
+                        # one string (not a list: an all-empty list column has no type for `datasets`)
+                        "constraints": ",".join(type_ids(r))}
+                rows["eval" if group(r) in held_out else "train"].append(to_preference(prompt, *pair_texts(r, p), side))
         names = []
         for split, items in rows.items():
             name = PREFERENCE_FILE.format(split=split)
             atomic_write_jsonl(store.dir / name, items)
             names.append(name)
             counts.tallies[f"{split}_pairs"] = len(items)
-        counts.add("train_instructions", len(groups) - len(held_out))
-        counts.add("eval_instructions", len(held_out))
+        counts.add(f"train_{prefix}instructions", len(groups) - len(held_out))
+        counts.add(f"eval_{prefix}instructions", len(held_out))
         return names

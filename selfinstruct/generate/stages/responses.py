@@ -8,23 +8,25 @@ answers as K instances (input empty: the prompt already holds the task's input),
 scores every answer unchanged and `pairs` ranks them. Each request's seed derives from the global seed,
 the record id and the sample index: a resumed run asks exactly the same requests.
 
-With `constraints` > 0 a share of the prompts (drawn per record id) get verifiable constraints appended,
-from the training templates (evals/training_constraints.py, disjoint from the evaluation suites');
-`pairs` ranks their answers by the checkers."""
+With `constraints` > 0 a share of the prompts (drawn per record id) get verifiable constraints appended
+from the constraint library (`selfinstruct/constraints/`, disjoint from what the evaluation suites test),
+as the `constrain` stage appends them (`generate/constrained.py`: the same record field); `pairs` ranks
+their answers by the checkers: exact labels."""
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from ...backends.base import Completion, Request
+from ...constraints import constraint_types
 from ...io.errors import UserError
 from ...io.records import Instance, Record
 from ...io.settings import setting
 from ...train.data import load_examples, resolve_data
 from ...io.hashing import stable_hash
 from ..options import Sampling, StageModel
+from ..constrained import constrain_share
 from ..options import derive_seed
 from ..registry import register_stage
 from ..stage import BatchStage, StageResult
@@ -36,9 +38,10 @@ class ResponsesConfig(StageModel):
                                             "(a run dir, its export dir, or one train.* file)")
     samples: int = setting(4, min=2, max=64, help="answers per prompt (K)")
     constraints: float = setting(0.0, min=0.0, max=1.0,
-                                 help="share of prompts given verifiable constraints (training templates, disjoint "
-                                      "from the evaluation suites'); their answers are ranked by the checkers")
-    max_constraints: int = setting(1, min=1, max=2, help="constraints per constrained prompt (at most)")
+                                 help="share of prompts given verifiable constraints (the constraint library, "
+                                      "disjoint from the evaluation suites'); their answers are ranked by the checkers")
+    max_constraints: int = setting(1, min=1, max=6, help="constraints per constrained prompt (1 to this many)")
+    constraint_types: list[str] | None = setting(None, help="the constraint type ids to draw from; null: all")
     limit: int | None = setting(None, min=1, help="only the first N prompts of the train split")
     batch_size: int = setting(32, min=1, help="prompts per shard")
     sampling: Sampling = setting(factory=lambda: Sampling(temperature=0.8, top_p=0.95, max_tokens=256))
@@ -49,6 +52,10 @@ class ResponsesConfig(StageModel):
             err("source", f"not found: {self.source}")
         if self.sampling.temperature == 0:
             err("sampling.temperature", "K greedy answers are all the same: sample (temperature > 0)")
+        known = constraint_types()
+        for i, t in enumerate(self.constraint_types or []):
+            if t not in known:
+                err(f"constraint_types[{i}]", f"unknown constraint type {t!r} (`selfinstruct constraints` lists them)")
 
 
 def source_file(cfg: ResponsesConfig) -> Path:
@@ -60,8 +67,6 @@ def source_file(cfg: ResponsesConfig) -> Path:
 
 def source_records(cfg: ResponsesConfig, seed: int) -> list[Record]:
     """One record per train example (an instruction with one of its inputs), constraints added where drawn."""
-    from ...evals.training_constraints import add_constraints  # (numpy and the checkers: when a run needs them)
-
     path = source_file(cfg)
     if path.name.startswith("eval."):
         raise UserError("is an eval split: preference data is made from train instructions only", path=path)
@@ -75,11 +80,8 @@ def source_records(cfg: ResponsesConfig, seed: int) -> list[Record]:
             raise UserError(f"example {row['id']} has no user message", path=path)
         r = Record(id=rid, instruction=users[-1]["content"])
         r.extra["source"] = {"id": row["id"], "example": k}
-        rng = random.Random(derive_seed(seed, "responses", "constraints", rid))
-        if cfg.constraints and rng.random() < cfg.constraints:
-            users[-1]["content"], ids, kwargs = add_constraints(users[-1]["content"], rng, cfg.max_constraints)
-            r.instruction = users[-1]["content"]
-            r.extra["constraints"] = {"ids": ids, "kwargs": kwargs}
+        if constrain_share(r, seed, "responses", cfg.constraints, cfg.max_constraints, cfg.constraint_types):
+            users[-1]["content"] = r.instruction
         r.extra["prompt"] = prompt
         out.append(r)
         if cfg.limit is not None and len(out) >= cfg.limit:
@@ -107,6 +109,7 @@ class Responses(BatchStage):
     name = "responses"
     Config = ResponsesConfig
     template_version = "responses-v1"
+    code_version = 1  # 1: constraints from the constraint library (the `constraints` field: items, description)
     writes = frozenset({"instruction", "instances", "source", "prompt", "responses", "constraints"})
     source = True
     uses_model = True
