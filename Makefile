@@ -41,7 +41,7 @@ alpaca:
 TEST_WORKERS ?= 2
 test: prepare-model
 	@fast=0; $(BIN)/python -m pytest -q -ra -m fast $(PYTEST_ARGS) || fast=$$?; \
-	$(BIN)/python -m pytest -q -ra -m "not fast" -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS) && exit $$fast
+	$(BIN)/python -m pytest -q -ra -m "not fast" -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS) && exit $$fast
 
 test-fast: prepare-model
 	$(BIN)/python -m pytest -q -ra -m fast $(PYTEST_ARGS)

@@ -29,19 +29,25 @@ def pytest_configure(config):
         os.environ["VLLM_CPU_OMP_THREADS_BIND"] = str(first) if per == 1 else f"{first}-{first + per - 1}"
 
 
-def xdist_group(item) -> str:
-    """The worker group of a slow or engine test under `--dist loadgroup`: its module, so that a module's
-    shared engine, server or trained model is made once; every Ray module in one group, since their
-    tests find (and kill) replicas by their process titles machine-wide."""
-    module = item.path.stem
-    return "ray" if module.startswith("test_ray") else module
+def worker_scope(nodeid: str) -> str:
+    """What one pytest-xdist worker runs as a whole (`make test`: the slow and engine lanes): a module, so
+    that a module's shared engine, server or trained model is made once; the Ray modules together, since
+    their tests find (and kill) replicas by their process titles machine-wide."""
+    module = nodeid.split("::", 1)[0]
+    return "ray" if Path(module).name.startswith("test_ray") else module
 
 
-def pytest_itemcollected(item):
-    # as each test is collected: pytest-xdist reads the group in its own pytest_collection_modifyitems,
-    # which runs before this conftest's
-    if any(item.get_closest_marker(m) for m in ("engine", "integration", "slow")):
-        item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist may be absent: then it is never called
+def pytest_xdist_make_scheduler(config, log):
+    # xdist's own grouping by mark (--dist loadgroup) renames node ids, which pytest 9.2 no longer allows
+    # to take effect; its scope scheduler with our scopes does the same
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_scope(nodeid)
+
+    return ModuleScheduling(config, log)
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by the marks added here
