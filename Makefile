@@ -36,12 +36,9 @@ alpaca:
 	$(MAKE) generate CONFIG=pipelines/alpaca.yaml RUN=runs/alpaca
 
 # test lanes (README, "Tests"; tests/conftest.py): fast = every test marked neither slow nor engine.
-# `make test`: the fast lane, then the slow and engine lanes on TEST_WORKERS pytest-xdist workers (a
-# module per worker at a time, each worker's engines on their own cores); both run, the first failure counts
-TEST_WORKERS ?= 2
+# `make test`: the fast lane, then the slow and engine lanes in two processes side by side (scripts/test.sh)
 test: prepare-model
-	@fast=0; $(BIN)/python -m pytest -q -ra -m fast $(PYTEST_ARGS) || fast=$$?; \
-	$(BIN)/python -m pytest -q -ra -m "not fast" -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS) && exit $$fast
+	PY=$(BIN)/python bash scripts/test.sh $(PYTEST_ARGS)
 
 test-fast: prepare-model
 	$(BIN)/python -m pytest -q -ra -m fast $(PYTEST_ARGS)

@@ -1,5 +1,4 @@
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -14,40 +13,6 @@ PROJECT_SEEDS = ROOT / "seed_tasks" / "seed_tasks.jsonl"
 # must finish in FAST_TIMEOUT_S, setup and teardown included (pytest-timeout). `integration` is the old
 # name of `engine`: both marks select the same tests.
 FAST_TIMEOUT_S = 5
-
-
-def pytest_configure(config):
-    """Under pytest-xdist (`make test` runs the slow and engine lanes on 2 workers), each worker's vLLM
-    engines get their own cores: vLLM binds an engine's CPU worker to cores it picks itself (on 2 cores,
-    core 0 for every engine), so two engines started side by side would share one core and leave the other
-    idle. An explicit VLLM_CPU_OMP_THREADS_BIND is kept."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ...
-    if worker and "VLLM_CPU_OMP_THREADS_BIND" not in os.environ:
-        cores, workers = os.cpu_count() or 1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-        per = max(1, cores // workers)
-        first = (int(worker[2:]) * per) % cores
-        os.environ["VLLM_CPU_OMP_THREADS_BIND"] = str(first) if per == 1 else f"{first}-{first + per - 1}"
-
-
-def worker_scope(nodeid: str) -> str:
-    """What one pytest-xdist worker runs as a whole (`make test`: the slow and engine lanes): a module, so
-    that a module's shared engine, server or trained model is made once; the Ray modules together, since
-    their tests find (and kill) replicas by their process titles machine-wide."""
-    module = nodeid.split("::", 1)[0]
-    return "ray" if Path(module).name.startswith("test_ray") else module
-
-
-@pytest.hookimpl(optionalhook=True)  # pytest-xdist may be absent: then it is never called
-def pytest_xdist_make_scheduler(config, log):
-    # xdist's own grouping by mark (--dist loadgroup) renames node ids, which pytest 9.2 no longer allows
-    # to take effect; its scope scheduler with our scopes does the same
-    from xdist.scheduler import LoadScopeScheduling
-
-    class ModuleScheduling(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return worker_scope(nodeid)
-
-    return ModuleScheduling(config, log)
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by the marks added here

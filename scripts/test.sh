@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# `make test`: the fast lane, then the slow and engine lanes as two pytest processes side by side: the Ray
+# modules in one, every other module in the other. vLLM binds each engine's CPU worker to cores it picks
+# itself (on 2 cores: core 0, for every engine), so each process gets half of the cores for its engines;
+# a machine with one core runs them one after the other. Both lanes always run; the first failure counts.
+set -uo pipefail
+PY=${PY:-.venv/bin/python}
+RAY_MODULES=(tests/test_ray.py tests/test_ray_vllm.py)
+cores=$(nproc)
+half=$(( cores / 2 ))
+
+"$PY" -m pytest -q -ra -m fast "$@"; fast=$?
+
+cores_of() {  # the cores of half $1 (0 or 1), as VLLM_CPU_OMP_THREADS_BIND takes them
+  local first=$(( $1 * half ))
+  if [ "$half" -eq 1 ]; then echo "$first"; else echo "$first-$(( first + half - 1 ))"; fi
+}
+if [ "$half" -lt 1 ] || [ -n "${VLLM_CPU_OMP_THREADS_BIND:-}" ]; then  # one core, or the user's own binding
+  "$PY" -m pytest -q -ra -m "not fast" "$@"; rest=$?
+  exit $(( fast || rest ))
+fi
+log=$(mktemp)
+VLLM_CPU_OMP_THREADS_BIND=$(cores_of 1) "$PY" -m pytest -q -ra -m "not fast" "${RAY_MODULES[@]}" "$@" >"$log" 2>&1 &
+ray_pid=$!
+ignore=()
+for m in "${RAY_MODULES[@]}"; do ignore+=(--ignore "$m"); done
+VLLM_CPU_OMP_THREADS_BIND=$(cores_of 0) "$PY" -m pytest -q -ra -m "not fast" "${ignore[@]}" "$@"; rest=$?
+wait "$ray_pid"; ray=$?
+echo "---- the Ray modules, run alongside (${RAY_MODULES[*]}) ----"
+cat "$log"
+rm -f "$log"
+exit $(( fast || rest || ray ))
