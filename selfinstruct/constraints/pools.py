@@ -36,3 +36,7 @@ KEYS = (
     "goal", "method", "outcome", "next_steps", "main_idea", "key_points", "pros", "cons", "verdict",
     "confidence",
 )
+
+# The parser-checked formats (types/formats.py): a YAML or TOML document or a table has no prose
+# sentences, brackets or words for the sentence- and word-level rules to apply to
+FORMAT_TYPES = frozenset({"train:yaml_keys", "train:toml_tables", "train:markdown_table"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from ..base import ConstraintType
-from ..pools import CLOSERS, OPENERS
+from ..pools import CLOSERS, FORMAT_TYPES, OPENERS
 from ..registry import register_constraint
 from ..text import every_sentence, first_word, last_word, same_word
 
@@ -13,9 +13,6 @@ from ..text import every_sentence, first_word, last_word, same_word
 _JUNCTION = re.compile(r"[.!?…][\"'”’)\]]?-")
 # What hyphen-joined sentences must not have: a sentence end followed by whitespace, or a spaced hyphen.
 _SPACED = re.compile(r"[.!?…][\"'”’)\]]?\s|\s-|-\s")
-
-# The formats: a YAML or TOML document or a table has no prose sentences for these rules to apply to.
-_FORMATS = frozenset({"train:yaml_keys", "train:toml_tables", "train:markdown_table"})
 
 
 @register_constraint
@@ -37,7 +34,7 @@ class HyphenSentences(ConstraintType):
     }
     # the sentence rules split sentences at whitespace, which this type removes from between them
     conflicts = frozenset({"train:sentence_first_word", "train:sentence_last_word", "train:sentence_max_words",
-                           "train:words_per_line"}) | _FORMATS
+                           "train:words_per_line"}) | FORMAT_TYPES
 
     def holds(self, text: str) -> bool:
         t = text.strip()
@@ -46,7 +43,7 @@ class HyphenSentences(ConstraintType):
 
 def _sentence_word_conflicts(position: str) -> frozenset[str]:
     return frozenset({"train:hyphen_sentences", f"train:answer_{position}_word", "train:bigram_wrap",
-                      "train:max_word_length"}) | _FORMATS
+                      "train:max_word_length"}) | FORMAT_TYPES
 
 
 @register_constraint

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from ..base import ConstraintType
+from ..pools import FORMAT_TYPES
 from ..registry import register_constraint
 from ..text import has_longer_word, words
 
@@ -13,8 +14,6 @@ _BRACKETED = re.compile(r"\[([^\[\]]*)\]")
 _DIGIT = re.compile(r"\d")
 # An apostrophe between two letters: "don't", "it's", "John's".
 _CONTRACTION = re.compile(r"[^\W\d_]['’][^\W\d_]")
-
-_FORMATS = frozenset({"train:yaml_keys", "train:toml_tables", "train:markdown_table"})
 
 
 @register_constraint
@@ -33,7 +32,7 @@ class SquareBracketWords(ConstraintType):
         "format:parentheses": "nests brackets deeply; here brackets never nest",
     }
     # a bracket opens a flow sequence in YAML and a table header in TOML; a bracketed table is not Markdown's
-    conflicts = _FORMATS
+    conflicts = FORMAT_TYPES
 
     def holds(self, text: str) -> bool:
         inside = _BRACKETED.findall(text)
