@@ -10,8 +10,8 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make generate   install, prepare the embedded model, run $(CONFIG) -> $(RUN)"
-	@echo "make test       install, prepare the embedded model, run all tests (the fast, slow and engine lanes)"
-	@echo "make test-fast  the fast lane: no engine, Ray, subprocess or training, 5 s a test (45 s here)"
+	@echo "make test       install, prepare the embedded model, run all tests: the fast lane, then slow + engine in two processes (21 min here)"
+	@echo "make test-fast  the fast lane: no engine, Ray, subprocess or training, 5 s a test (1 min here)"
 	@echo "make test-slow  CPU training and subprocess CLIs;  make test-engine  real vLLM engines, servers and Ray"
 	@echo "make finetune   fine-tune the embedded model on $(RUN)/export -> $(RUN)/finetuned"
 	@echo "make dpo        preference pairs from $(RUN) answered by $(RUN)/finetuned, then DPO -> $(RUN)/dpo"
