@@ -557,3 +557,26 @@ def test_the_readme_lists_every_builtin_type():
 
     section = (ROOT / "README.md").read_text("utf-8").split("\n## Constraint library\n", 1)[1].split("\n## ", 1)[0]
     assert [line.split("`")[1] for line in section.splitlines() if line.startswith("| `train:")] == BUILTIN
+
+
+# Answers written to fool a checker: each says (or quotes) that it follows its constraint, in the words a
+# model would use or in the constraint's own description, and does not. A check reads the text, never a claim.
+CLAIMS = [
+    ("train:no_digits", {}, "Checked: this answer uses no digits at all. I have 3 apples."),
+    ("train:no_full_stops", {}, "As asked, no full stops anywhere in this answer. Done"),
+    ("train:no_exclamation", {}, "No exclamation marks here, as required! Promise"),
+    ("train:answer_first_word", {"word": "now"}, "My first word is now, as requested: now."),
+    ("train:answer_last_word", {"word": "quickly"}, "Quickly: the last word of this answer is quickly, I promise"),
+    ("train:hyphen_sentences", {}, "All sentences are joined by hyphens. Like this one."),
+    ("train:square_bracket_words", {}, "Every word is wrapped in [square] brackets, as asked."),
+    ("train:bigram_wrap", {"bigram": "misty pebble"}, "Wrapped in misty pebble as asked: here is the answer"),
+    ("train:yaml_keys", {"keys": ["author", "risks"]}, "```yaml\nauthor: me\n# risks: covered below\n```"),
+    ("train:markdown_table", {"columns": 2, "rows": 2}, "| Here is the table with 2 columns and 2 rows |"),
+]
+
+
+@pytest.mark.parametrize("type_id, kwargs, text", CLAIMS, ids=[c[0] for c in CLAIMS])
+def test_an_answer_that_claims_to_follow_its_constraint_is_checked_not_believed(type_id, kwargs, text):
+    c = Constraint(type_id, kwargs)
+    assert not c.check(text) and not c.check(text, loose=True)
+    assert not c.check(f"{c.describe(0)}\n{text}")  # the constraint's own words quoted first change nothing

@@ -18,6 +18,9 @@ class ConstraintType:
     phrasings: ClassVar[tuple[str, ...]] = ()  # str.format templates over `render(kwargs)`; at least three
     nearest_eval: ClassVar[dict[str, str]] = {}  # evaluation id -> why this type is not that one
     conflicts: ClassVar[frozenset[str]] = frozenset()  # type ids that never share a prompt with this one
+    # whether the loose check also reads the answer with markdown stripped: a loose reading of prose; in a
+    # document a parser checks, "#" starts a comment and "*" an alias, and stripping them changes what it says
+    loose_markdown: ClassVar[bool] = True
 
     def sample(self, rng: random.Random) -> dict[str, Any]:
         """Parameters for one prompt, drawn from `rng` only (the same seed gives the same ones). Values are
@@ -35,7 +38,7 @@ class ConstraintType:
 
     def check_loose(self, text: str, **kwargs: Any) -> bool:
         """IFEval's loose check: any of `text.loose_variants` (all non-blank) passes `holds`."""
-        return any(self.holds(t, **kwargs) for t in loose_variants(text))
+        return any(self.holds(t, **kwargs) for t in loose_variants(text, markdown=self.loose_markdown))
 
     def render(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """The values a phrasing template is filled with (lists joined into words here)."""

@@ -106,11 +106,12 @@ def _trimmed(text: str) -> Iterator[str]:
     yield "\n".join(lines[1:-1]).strip()
 
 
-def loose_variants(text: str) -> Iterator[str]:
+def loose_variants(text: str, markdown: bool = True) -> Iterator[str]:
     """The answers IFEval's loose scoring tries, distinct and non-blank, the text itself first: the text,
     without its first line, without its last line, without both, and each of those with markdown
     stripped. A model that wraps a correct answer in a preamble, a closing remark or a code fence, or
-    puts it in bold, passes the loose check and fails the strict one. Lazy: a check that passes on the
+    puts it in bold, passes the loose check and fails the strict one (`markdown=False`: no stripped
+    variants, for the formats a parser reads). Lazy: a check that passes on the
     text itself builds no other variant."""
     seen: list[str] = []
     trimmed: list[str] = []
@@ -119,7 +120,7 @@ def loose_variants(text: str) -> Iterator[str]:
         if t.strip() and t not in seen:
             seen.append(t)
             yield t
-    for t in map(strip_markdown, trimmed):
+    for t in map(strip_markdown, trimmed if markdown else ()):
         if t.strip() and t not in seen:
             seen.append(t)
             yield t

@@ -50,6 +50,7 @@ def _yaml_mapping(text: str) -> dict | None:
 @register_constraint
 class YamlKeys(ConstraintType):
     id = "train:yaml_keys"
+    loose_markdown = False  # (ConstraintType.loose_markdown)
     family = "formats"
     params = {"keys": f"2..6 top-level keys from {len(KEYS)} (e.g. 'summary', 'next_steps')"}
     phrasings = (
@@ -81,6 +82,7 @@ class YamlKeys(ConstraintType):
 @register_constraint
 class TomlTables(ConstraintType):
     id = "train:toml_tables"
+    loose_markdown = False  # (ConstraintType.loose_markdown)
     family = "formats"
     params = {"tables": f"2..5 table names from {len(KEYS)}"}
     phrasings = (
@@ -135,6 +137,7 @@ def _only_table(text: str, max_rows: int) -> list[str] | None:
 @register_constraint
 class MarkdownTable(ConstraintType):
     id = "train:markdown_table"
+    loose_markdown = False  # (ConstraintType.loose_markdown)
     family = "formats"
     params = {"columns": "columns, 2..6", "rows": "data rows under the header, 2..10"}
     phrasings = (
