@@ -67,3 +67,17 @@ def run_files(run: Path) -> dict[str, bytes]:
     run.json names the config file, the lock and the log)."""
     return {str(f.relative_to(run)): f.read_bytes() for f in sorted(run.rglob("*"))
             if f.is_file() and f.name not in ("run.json", ".lock", "selfinstruct.log")}
+
+
+def dying(backend, polls: int):
+    """`backend`, killed (a KeyboardInterrupt, as a kill mid-run) at its poll number `polls` + 1."""
+    poll, left = backend.poll, [polls]
+
+    def dies():
+        left[0] -= 1
+        if left[0] < 0:
+            raise KeyboardInterrupt("simulated crash")
+        return poll()
+
+    backend.poll = dies
+    return backend

@@ -25,7 +25,7 @@ from selfinstruct.io.errors import UserError
 from selfinstruct.io.records import Instance, Record
 from selfinstruct.report.compute import compute_report
 
-from .conftest import JUDGED, judged_config, stage_rows as rows
+from .conftest import JUDGED, dying, judged_config, stage_rows as rows
 
 pytestmark = pytest.mark.timeout(180)
 UP_TO_FILTER = "[bootstrap, classify, instances, filter]"
@@ -307,17 +307,6 @@ def test_a_judge_that_gives_every_answer_the_same_score_shows_0_percent_and_says
 
 # ------------------------------------------------------------------------------------------ resume
 
-class Dies(FakeBackend):
-    def __init__(self, polls, **kw):
-        super().__init__(**kw)
-        self.left = polls
-
-    def poll(self):
-        self.left -= 1
-        if self.left < 0:
-            raise KeyboardInterrupt("simulated crash")
-        return super().poll()
-
 
 def test_killed_in_the_middle_of_the_judge_a_rerun_gives_the_identical_result(tmp_path):
     whole = tmp_path / "whole"
@@ -326,7 +315,7 @@ def test_killed_in_the_middle_of_the_judge_a_rerun_gives_the_identical_result(tm
     crash = tmp_path / "crash"
     run_pipeline(config(tmp_path, UP_TO_FILTER), crash, quiet=True, backend=FakeBackend(order_seed=2, cap=7))
     with pytest.raises(KeyboardInterrupt):  # only the judge calls the model now: it dies half-way
-        run_pipeline(config(tmp_path), crash, quiet=True, backend=Dies(12, order_seed=3, cap=3))
+        run_pipeline(config(tmp_path), crash, quiet=True, backend=dying(FakeBackend(order_seed=3, cap=3), 12))
     manifest = json.loads((crash / "judge" / "manifest.json").read_text())
     assert not manifest["complete"] and 0 < manifest["state"]["inputs_done"] < len(rows(whole, "filter"))
     run_pipeline(config(tmp_path), crash, quiet=True, backend=FakeBackend(order_seed=4, cap=50))

@@ -12,7 +12,7 @@ from selfinstruct.generate.pipeline import run_pipeline
 from selfinstruct.generate.scheduler import Window
 from selfinstruct.io.shards import read_stage_rows
 
-from .conftest import ROOT
+from .conftest import ROOT, dying
 
 class ScrambledBackend(FakeBackend):
     """The shipped fake backend: answers are a pure function of the request; requests finish in a
@@ -159,15 +159,8 @@ def test_pipeline_output_does_not_depend_on_finish_order_or_window_size(tmp_path
     assert len(runs[0][0]) == 60
     assert runs[1] == runs[0] and runs[2] == runs[0]
 
-    class Dies(ScrambledBackend):
-        def poll(self):
-            self.polls = getattr(self, "polls", 0) + 1
-            if self.polls > 12:
-                raise KeyboardInterrupt("simulated crash")
-            return super().poll()
-
     with pytest.raises(KeyboardInterrupt):  # killed mid-run, resumed with other timing: same shards
-        run_pipeline(cfg, tmp_path / "crash", quiet=True, backend=Dies(seed=9, cap=3))
+        run_pipeline(cfg, tmp_path / "crash", quiet=True, backend=dying(ScrambledBackend(seed=9, cap=3), 12))
     assert 0 < len(list(read_stage_rows(tmp_path / "crash" / "bootstrap"))) < 60
     run_pipeline(cfg, tmp_path / "crash", quiet=True, backend=ScrambledBackend(seed=10, cap=50))
     assert (list(read_stage_rows(tmp_path / "crash" / "bootstrap")),

@@ -27,7 +27,7 @@ from selfinstruct.generate.stages.verify import first_seed
 from selfinstruct.io.errors import UserError
 from selfinstruct.report.compute import compute_report
 
-from .conftest import PROJECT_SEEDS, run_files, stage_rows
+from .conftest import PROJECT_SEEDS, dying, run_files, stage_rows
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -122,17 +122,6 @@ class Answerer(FakeBackend):
             out.append((h, c))
         return out
 
-
-class Dies(Answerer):
-    def __init__(self, constrained, polls, **kw):
-        super().__init__(constrained, **kw)
-        self.left = polls
-
-    def poll(self):
-        self.left -= 1
-        if self.left < 0:
-            raise KeyboardInterrupt("simulated crash")
-        return super().poll()
 
 
 def constrained_rows(run: Path) -> list[dict]:
@@ -368,7 +357,7 @@ def test_killed_in_the_middle_of_verify_a_rerun_gives_the_identical_shards(tmp_p
     run_pipeline(config(tmp_path, UP_TO_CONSTRAIN), crash, quiet=True, backend=FakeBackend(order_seed=5, cap=2))
     assert constrained_rows(crash) == constrained
     with pytest.raises(KeyboardInterrupt):  # only verify calls the model now: it dies half-way
-        run_pipeline(config(tmp_path), crash, quiet=True, backend=Dies(constrained, 12, order_seed=3, cap=3))
+        run_pipeline(config(tmp_path), crash, quiet=True, backend=dying(Answerer(constrained, order_seed=3, cap=3), 12))
     m = json.loads((crash / "verify" / "manifest.json").read_text())
     assert not m["complete"] and 0 < m["state"]["inputs_done"] < len(stage_rows(whole, "constrain"))
     run_pipeline(config(tmp_path), crash, quiet=True, backend=Answerer(constrained, order_seed=4, cap=50))
