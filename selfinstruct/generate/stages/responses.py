@@ -23,11 +23,10 @@ from ...constraints import constraint_types
 from ...io.errors import UserError
 from ...io.records import Instance, Record
 from ...io.settings import setting
-from ...train.data import load_examples, resolve_data
 from ...io.hashing import stable_hash
-from ..options import Sampling, StageModel
+from ...train.data import load_examples, resolve_data
 from ..constrained import constrain_share
-from ..options import derive_seed
+from ..options import Sampling, StageModel, derive_seed
 from ..registry import register_stage
 from ..stage import BatchStage, StageResult
 
