@@ -6,7 +6,7 @@ RUN     ?= runs/default
 ARGS    ?=
 PYTEST_ARGS ?=
 
-.PHONY: help install prepare-model generate alpaca test test-fast test-slow test-engine test-unit finetune evaluate ablate dpo stats bench bench-dedup bench-generate bench-ray bench-ifbench clean
+.PHONY: help install prepare-model generate alpaca test test-fast test-slow test-engine test-unit finetune evaluate ablate dpo grpo stats bench bench-dedup bench-generate bench-ray bench-ifbench clean
 
 help:
 	@echo "make generate   install, prepare the embedded model, run $(CONFIG) -> $(RUN)"
@@ -14,6 +14,7 @@ help:
 	@echo "make test-fast  the fast lane: no engine, Ray, subprocess or training, 5 s a test (1 min here)"
 	@echo "make test-slow  CPU training and subprocess CLIs;  make test-engine  real vLLM engines, servers and Ray"
 	@echo "make finetune   fine-tune the embedded model on $(RUN)/export -> $(RUN)/finetuned"
+	@echo "make grpo       verified data (pipelines/verified.yaml) -> SFT -> GRPO on the constraint checkers"
 	@echo "make dpo        preference pairs from $(RUN) answered by $(RUN)/finetuned, then DPO -> $(RUN)/dpo"
 	@echo "make evaluate   base vs fine-tuned answers on the held-out split (SUITES=\"ifbench constraints pairwise reference\")"
 	@echo "make ablate     one model per selection of $(RUN) (judge, longest, random, all), compared (CPU: a smoke)"
@@ -64,6 +65,17 @@ dpo: prepare-model
 	  --set responses.source=$(RUN) --set responses.model=$(RUN)/finetuned --set responses.limit=$(DPO_LIMIT)
 	$(BIN)/selfinstruct dpo -c pipelines/dpo.yaml -d $(RUN)/preference -o $(RUN)/dpo --model $(RUN)/finetuned \
 	  --max-steps 10 --batch-size 2 --lr 5e-6 --max-length 512 --overwrite $(ARGS)
+
+# verified data (pipelines/verified.yaml), SFT on its verified answers, then GRPO with the constraint checkers
+# as the reward, on the embedded model (CPU: minutes; README, "GRPO")
+VERIFIED ?= runs/verified
+GRPO_STEPS ?= 20
+grpo: prepare-model
+	$(BIN)/selfinstruct generate -c pipelines/verified.yaml -o $(VERIFIED)
+	$(BIN)/selfinstruct finetune -c pipelines/finetune.yaml -d $(VERIFIED) -o $(VERIFIED)/sft \
+	  --max-steps 20 --batch-size 4 --max-length 512 --overwrite
+	$(BIN)/selfinstruct grpo -c pipelines/grpo.yaml -d $(VERIFIED) -o $(VERIFIED)/grpo --model $(VERIFIED)/sft \
+	  --max-steps $(GRPO_STEPS) --overwrite $(ARGS)
 
 SUITES ?= reference
 evaluate: prepare-model

@@ -45,7 +45,7 @@ def config(tmp_path: Path, stages: str = VERIFIED, extra: str = "", name: str = 
                  f"constrain: {{share: 0.75, max_constraints: 2, types: {json.dumps(TYPES)}}}\n"
                  f"verify: {{samples: {K}, base_rate_samples: {B}, batch_size: 3}}\n"
                  "pairs: {by: verify, unconstrained_pairs: true, keep_unpaired: true, length_guard: false}\n"
-                 "export: {formats: [messages, prompt_completion, alpaca, preference]}\n" + extra)
+                 "export: {formats: [messages, prompt_completion, alpaca, preference, constraints]}\n" + extra)
     return load_config(p)
 
 
@@ -317,6 +317,27 @@ def test_pairs_are_exact_labels_and_tulu_style_and_the_export_writes_them(verifi
     card = (export / "README.md").read_text()
     assert "### Constraints and verified answers" in card and "pass@4" in card
     assert all(t in card for t in {i["id"] for r in constrained for i in r["constraints"]["items"]})
+
+
+def test_the_export_writes_grpos_prompts_split_as_the_sft_examples_and_grpo_reads_them(verified_run):
+    from selfinstruct.train.constraint_prompts import load_constraint_prompts
+
+    run, _, _ = verified_run
+    rows = {r["id"]: r for r in stage_rows(run, "pairs")}
+    export = run / "export"
+    for split in ("train", "eval"):
+        sft = {json.loads(x)["id"]: json.loads(x) for x in (export / f"{split}.prompt_completion.jsonl").read_text().splitlines()}
+        got = [json.loads(x) for x in (export / f"{split}.constraints.jsonl").read_text().splitlines()]
+        want = [i for i in sft if rows[i].get("constraints")]
+        assert [g["id"] for g in got] == want  # every verified constrained prompt, in the SFT split's order
+        for g in got:
+            assert g["prompt"] == sft[g["id"]]["prompt"]
+            assert g["constraints"] == [{"id": c["id"], "kwargs": c["kwargs"]} for c in rows[g["id"]]["constraints"]["items"]]
+        loaded = load_constraint_prompts(export / f"{split}.constraints.jsonl")
+        assert [r["id"] for r in loaded] == want
+        counts = json.loads((export / "manifest.json").read_text())["counts"]
+        assert counts[f"{split}_constraint_prompts"] == len(want)
+    assert "config_name: constraints" in (export / "README.md").read_text()
 
 
 def test_an_export_never_writes_a_constrained_prompt_verify_did_not_check(tmp_path):

@@ -37,3 +37,20 @@ def to_preference(prompt: list[dict[str, str]], chosen: str, rejected: str, side
     lists (the answers one assistant message each), then side fields (id, scores, provenance)."""
     return {"prompt": prompt, "chosen": [{"role": "assistant", "content": chosen}],
             "rejected": [{"role": "assistant", "content": rejected}], **side}
+
+
+CONSTRAINT_PROMPTS = "constraints"  # the export format of RLVR prompts (`grpo`): constrained records only
+CONSTRAINT_PROMPTS_FILE = "{split}.constraints.jsonl"
+
+
+def to_constraint_prompt(rec: Record, system: str | None) -> dict[str, Any] | None:
+    """A constrained record's prompt and its constraints (`{id, kwargs}`, as `constrain` drew them), the
+    row `grpo` rewards answers to; None for a record without constraints. The prompt is the one its SFT
+    example has (the first instance's input), so the two files split alike."""
+    items = (rec.extra.get("constraints") or {}).get("items")
+    if not items or not rec.instances:
+        return None
+    sys_msgs = [{"role": "system", "content": system}] if system else []
+    return {"id": rec.id, "prompt": sys_msgs + [{"role": "user", "content": user_prompt(rec.instruction,
+                                                                                        rec.instances[0].input)}],
+            "constraints": [{"id": c["id"], "kwargs": dict(c.get("kwargs") or {})} for c in items]}

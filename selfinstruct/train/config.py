@@ -154,6 +154,51 @@ class DpoConfig(TrainerSettings):
         check_trainer_args(self.dpo_args, "dpo_args", "DPOConfig", err)
 
 
+@dataclass
+class GrpoConfig(TrainerSettings):
+    """`selfinstruct grpo`: TRL's GRPOTrainer on a run's constrained prompts, the reward the share of its
+    constraints an answer follows (strict check, `selfinstruct.constraints`); the same training settings
+    as `finetune` and `dpo` where they mean the same thing."""
+    model: str = setting(EMBEDDED_MODEL, help="Policy to start from, usually the `finetune` (or `dpo`) output: a "
+                                              "model folder, a LoRA adapter folder (merged into its base first), "
+                                              "an HF id or the embedded alias.")
+    learning_rate: float | None = setting(None, flag="--lr", min=0, min_exclusive=True,
+                                          help="Learning rate (default: 1e-6 full, 2e-5 LoRA; IF-RLVR used 5e-7 "
+                                               "on 8B models).")
+    epochs: float = setting(1.0, min=0, min_exclusive=True, help="Number of epochs (ignored when --max-steps is set).")
+    batch_size: int = setting(8, min=1, help="Per-device batch size in completions (prompts x generations); a "
+                                             "multiple of --num-generations.")
+    num_generations: int = setting(4, min=2, help="Answers sampled per prompt: the group whose mean reward is "
+                                                  "the baseline (IF-RLVR: 16).")
+    max_length: int = setting(1024, min=8, max=TOKENS_MAX,
+                              help="Max tokens of a prompt (chat template applied): longer ones are left out.")
+    max_completion_length: int = setting(256, min=1, max=TOKENS_MAX, help="Token budget of a sampled answer.")
+    temperature: float = setting(1.0, min=0, min_exclusive=True, help="Sampling temperature of the answers.")
+    beta: float = setting(0.01, min=0, help="KL penalty against the starting policy (IF-RLVR: 0.01; 0: none, no "
+                                           "reference model kept).")
+    length_penalty: float = setting(0.0, min=0, help="Weight of a length term: minus the share of the token budget "
+                                                     "an answer uses (0: off).")
+    judge_weight: float = setting(0.0, min=0, help="Weight of a judge's score (scaled to [0, 1]) added to the reward "
+                                                   "(0: off; needs --judge-url).")
+    grpo_args: dict[str, Any] = setting(factory=dict, help="Any other trl.GRPOConfig field (YAML or --set only).")
+    default_lr: ClassVar[tuple[float, float]] = (1e-6, 2e-5)
+
+    def check(self, err: Err) -> None:
+        check_model(self.model, err, adapters=True)
+        if self.batch_size % self.num_generations:
+            err("batch_size", f"must be a multiple of num_generations ({self.num_generations}): each prompt's "
+                              "answers are one group")
+        if self.lora.enabled and not self.lora.merge and is_adapter_dir(Path(self.model).expanduser()):
+            err("lora.merge", f"{self.model} is a LoRA adapter: GRPO with --lora on it must save merged (--merge)")
+        check_trainer_args(self.grpo_args, "grpo_args", "GRPOConfig", err)
+
+
+def load_grpo_config(path: str | Path | None, flags: dict[str, Any] | None = None, *,
+                     sets: list[str] | tuple[str, ...] = ()) -> GrpoConfig:
+    """The `grpo:` section of a YAML file (or the defaults), then `--set`, then the dedicated flags."""
+    return load_settings(GrpoConfig, path, section="grpo", sets=sets, flags=flags)
+
+
 def load_dpo_config(path: str | Path | None, flags: dict[str, Any] | None = None, *,
                     sets: list[str] | tuple[str, ...] = ()) -> DpoConfig:
     """The `dpo:` section of a YAML file (or the defaults), then `--set`, then the dedicated flags."""

@@ -7,8 +7,8 @@ the two produce the same kinds of folders: vLLM and transformers load either as 
 torch / transformers / peft are imported inside the functions: `selfinstruct --help` stays fast."""
 from __future__ import annotations
 
+import dataclasses
 import math
-
 import shutil
 from pathlib import Path
 from typing import Any
@@ -183,6 +183,8 @@ def trainer_config(config_class, cfg, out_dir: Path, *, cuda: bool, precision: s
         disable_tqdm=quiet,
         dataloader_pin_memory=cuda,
     )
+    if "max_length" not in {f.name for f in dataclasses.fields(config_class)}:
+        del args["max_length"]  # GRPO bounds prompts (the command's own check) and answers apart
     args.update(extra)
     args.update(user)
     try:

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from ...hub import CARD
-from ...io.formats import FORMATS, PREFERENCE, PREFERENCE_FILE, to_formats, to_preference
+from ...io.formats import (CONSTRAINT_PROMPTS, CONSTRAINT_PROMPTS_FILE, FORMATS, PREFERENCE, PREFERENCE_FILE,
+                           to_constraint_prompt, to_formats, to_preference)
 from ...io.jsonl import atomic_write_jsonl, atomic_write_text
 from ...io.parquet import PARQUET, atomic_write_parquet
 from ...io.records import Counts
@@ -49,10 +50,12 @@ LANGUAGE = re.compile(r"^([a-z]{2,3}(-[A-Za-z0-9]+)*|code|multilingual)$")
 @dataclass
 class ExportConfig:
     eval_fraction: float = setting(0.1, min=0.0, max=1.0, help="share of instructions held out for eval")
-    formats: list[str] = setting(factory=lambda: list(FORMATS), choices=(*FORMATS, PREFERENCE, PARQUET),
+    formats: list[str] = setting(factory=lambda: list(FORMATS),
+                                 choices=(*FORMATS, PREFERENCE, CONSTRAINT_PROMPTS, PARQUET),
                                  help="the files written; preference: the pairs of a preference run (after the "
-                                      "pairs stage); parquet: a Parquet copy of each SFT format (the dataset "
-                                      "card's configs then point at the copies)")
+                                      "pairs stage); constraints: the constrained prompts with their "
+                                      "constraints, for `grpo`; parquet: a Parquet copy of each SFT format "
+                                      "(the dataset card's configs then point at the copies)")
     system_prompt: str | None = setting(None, help="system message put before every example")
     license: str | None = setting(None, help="the dataset card's license, a Hub license id (e.g. cc-by-4.0, "
                                              "apache-2.0, other); null: none stated, the card says so")
@@ -67,7 +70,7 @@ class ExportConfig:
         if self.eval_fraction >= 1.0:
             err("eval_fraction", "must be in [0, 1)")
         if not [f for f in self.formats if f != PARQUET]:
-            err("formats", f"name at least one of {', '.join((*FORMATS, PREFERENCE))}")
+            err("formats", f"name at least one of {', '.join((*FORMATS, PREFERENCE, CONSTRAINT_PROMPTS))}")
         if self.license is not None and not LICENSE_ID.match(self.license):
             err("license", f"{self.license!r} is not a Hub license id (lower case, no spaces: e.g. cc-by-4.0, "
                            "apache-2.0, mit, other); see https://huggingface.co/docs/hub/repositories-licenses")
@@ -100,8 +103,8 @@ class Export(SinkStage):
     def write(self, inputs, store, facts: RunFacts) -> tuple[list[str], Counts]:
         st = self.cfg
         files, counts = [], Counts()
-        formats = [f for f in st.formats if f not in (PARQUET, PREFERENCE)]  # the SFT formats
-        if formats:
+        formats = [f for f in st.formats if f not in (PARQUET, PREFERENCE, CONSTRAINT_PROMPTS)]  # the SFT formats
+        if formats or CONSTRAINT_PROMPTS in st.formats:
             files += self.write_examples(inputs, store, formats, counts)
         if PREFERENCE in st.formats:  # a preference run counts instructions by their source
             files += self.write_pairs(inputs, store, counts, "pair_" if formats else "")
@@ -111,7 +114,8 @@ class Export(SinkStage):
         return files, counts
 
     def write_examples(self, inputs, store, formats: list[str], counts: Counts) -> list[str]:
-        """train/eval files of each SFT format (and Parquet copies); the eval split holds out instructions."""
+        """train/eval files of each SFT format (and Parquet copies) and of the constrained prompts; the eval
+        split holds out instructions, the same ones in every file."""
         st = self.cfg
         # two passes over the input instead of holding it: the split needs every id first
         def unverified(r) -> bool:  # a constrained prompt whose answer verify did not check
@@ -120,6 +124,7 @@ class Export(SinkStage):
         ids = [r.id for r in inputs.records() if not unverified(r)]
         eval_ids = split_ids(ids, st.eval_fraction, self.ctx.cfg.seed)
         out = {split: {f: [] for f in formats} for split in ("train", "eval")}
+        prompts: dict[str, list] = {"train": [], "eval": []}
         for r in inputs.records():
             if unverified(r):
                 counts.add("constrained_unverified")
@@ -128,7 +133,16 @@ class Export(SinkStage):
             for ex in to_formats(r, st.system_prompt):
                 for f in formats:
                     out[split][f].append(ex[f])
+            row = to_constraint_prompt(r, st.system_prompt)
+            if row is not None:
+                prompts[split].append(row)
         files = []
+        if CONSTRAINT_PROMPTS in st.formats:  # no Parquet copy: each type's kwargs have keys of their own
+            for split, items in prompts.items():
+                name = CONSTRAINT_PROMPTS_FILE.format(split=split)
+                atomic_write_jsonl(store.dir / name, items)
+                files.append(name)
+                counts.tallies[f"{split}_constraint_prompts"] = len(items)
         for split, by_fmt in out.items():
             for f, items in by_fmt.items():
                 if f == "alpaca":

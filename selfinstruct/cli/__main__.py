@@ -1,0 +1,4 @@
+"""`python -m selfinstruct.cli`."""
+from . import main
+
+main()
