@@ -150,7 +150,7 @@ def test_a_failed_job_commits_nothing_of_it_and_a_rerun_resumes(cluster, tmp_pat
         return original(self, ds)
 
     monkeypatch.setattr(ray_engines.FakeRayEngine, "process", process)
-    cfg = config(tmp_path, "ray", stages=SHORT, job_requests=12)
+    cfg = config(tmp_path, "ray", stages=SHORT, job_requests=12, replicas=1)  # one actor a job: each costs a process
     with pytest.raises(Incomplete, match="replica out of memory") as e:
         run_pipeline(cfg, tmp_path / "run", quiet=True)
     assert "\n" not in str(e.value) and e.value.exit_code == 3
@@ -164,7 +164,7 @@ def test_a_failed_job_commits_nothing_of_it_and_a_rerun_resumes(cluster, tmp_pat
 @pytest.mark.engine
 def test_kill_9_of_the_driver_then_a_rerun_gives_the_same_dataset(cluster, tmp_path):
     cfg_path = tmp_path / "ray.yaml"
-    config(tmp_path, "ray", stages=SHORT, job_requests=8)  # writes ray.yaml; small jobs: seconds apart, the kill lands between
+    config(tmp_path, "ray", stages=SHORT, job_requests=12, replicas=1)  # writes ray.yaml; two jobs a stage: the kill lands between
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "selfinstruct.cli", "generate", "-c", str(cfg_path), "-o", str(run),
            "--executor", "ray", "--ray-address", cluster, "-q"]
