@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# `make test`: every lane, as two pytest processes side by side. One runs the Ray modules (the long pole);
-# the other runs the fast lane, then every other slow or engine module. vLLM binds each engine's CPU
-# worker to cores it picks itself (on 2 cores: core 0, for every engine), so each process gets half of the
-# cores for its engines. The fast lane shares the cores here, so its per-test limit is 15 s, not the 5 s
-# of `make test-fast`. A machine with one core runs the lanes one after the other. Every lane always
-# runs; the first failure counts.
+# `make test`: every lane, as two pytest processes side by side. One runs the fast lane, then the Ray
+# modules; the other runs every other slow or engine module (measured: the two take about as long; README,
+# "Tests"). vLLM binds each engine's CPU worker to cores it picks itself (on 2 cores: core 0, for every
+# engine), so each process gets half of the cores for its engines. The fast lane shares the cores here, so
+# its per-test limit is 15 s, not the 5 s of `make test-fast`. A machine with one core runs the lanes one
+# after the other. Every lane always runs; the first failure counts.
 set -uo pipefail
 PY=${PY:-.venv/bin/python}
 RAY_MODULES=(tests/test_ray.py tests/test_ray_vllm.py)
@@ -21,14 +21,14 @@ cores_of() {  # the cores of half $1 (0 or 1), as VLLM_CPU_OMP_THREADS_BIND take
   if [ "$half" -eq 1 ]; then echo "$first"; else echo "$first-$(( first + half - 1 ))"; fi
 }
 log=$(mktemp)
-VLLM_CPU_OMP_THREADS_BIND=$(cores_of 1) "$PY" -m pytest -q -ra -m "not fast" "${RAY_MODULES[@]}" "$@" >"$log" 2>&1 &
-ray_pid=$!
-SELFINSTRUCT_FAST_TIMEOUT_S=15 "$PY" -m pytest -q -ra -m fast "$@"; fast=$?
 ignore=()
 for m in "${RAY_MODULES[@]}"; do ignore+=(--ignore "$m"); done
-VLLM_CPU_OMP_THREADS_BIND=$(cores_of 0) "$PY" -m pytest -q -ra -m "not fast" "${ignore[@]}" "$@"; rest=$?
-wait "$ray_pid"; ray=$?
-echo "---- the Ray modules, run alongside (${RAY_MODULES[*]}) ----"
+VLLM_CPU_OMP_THREADS_BIND=$(cores_of 0) "$PY" -m pytest -q -ra -m "not fast" "${ignore[@]}" "$@" >"$log" 2>&1 &
+rest_pid=$!
+SELFINSTRUCT_FAST_TIMEOUT_S=15 "$PY" -m pytest -q -ra -m fast "$@"; fast=$?
+VLLM_CPU_OMP_THREADS_BIND=$(cores_of 1) "$PY" -m pytest -q -ra -m "not fast" "${RAY_MODULES[@]}" "$@"; ray=$?
+wait "$rest_pid"; rest=$?
+echo "---- every other slow and engine module, run alongside ----"
 cat "$log"
 rm -f "$log"
 exit $(( fast || rest || ray ))

@@ -101,22 +101,22 @@ def test_ray_vllm_replicas_write_the_in_process_engines_bytes_through_kills(tmp_
     assert total == len(stage_rows(tmp_path / "local", "bootstrap")) >= 4  # every instruction got its answer
 
     address = start_cluster()
+    run = tmp_path / "ray"
+    driver = Driver(config(tmp_path, "ray"), run, address)
+    p = driver.start()
     try:
-        run = tmp_path / "ray"
-        driver = Driver(config(tmp_path, "ray"), run, address)
-        p = driver.start()
         # the instances job's replica killed once a first answer is committed
         wait_for(lambda: (run / "instances").exists() and instances_parts(run) >= 1, p, "instances part")
         (killed,) = replicas()
         killed.kill()
-        before = instances_parts(run)
-        assert before < total  # rows were still to come: the kill was mid-job
-        # the restarted replica answers; then the driver is killed while rows are still to come
-        wait_for(lambda: instances_parts(run) > before, p, "answer of the restarted replica")
-        assert any(r.pid != killed.pid for r in replicas())
+        assert instances_parts(run) < total  # rows were still to come: the kill was mid-job
+        wait_for(lambda: any(r.pid != killed.pid for r in replicas()), p, "restarted replica")
+        # the restarted replica answers (a part committed after it started); then the driver is killed
+        restarted = instances_parts(run)
+        wait_for(lambda: instances_parts(run) > restarted, p, "answer of the restarted replica")
         p.kill()
         p.wait()
-        assert before < instances_parts(run) < total and not instances_complete(run)
+        assert instances_parts(run) < total and not instances_complete(run)
         deadline = time.time() + 60  # Ray ends the dead driver's job: its replica (and engine) goes too
         while replicas() and time.time() < deadline:
             time.sleep(0.5)
@@ -124,6 +124,9 @@ def test_ray_vllm_replicas_write_the_in_process_engines_bytes_through_kills(tmp_
         driver.finish(driver.start())  # resumes: bootstrap and classify are complete, instances goes on
         assert run_files(run) == local
     finally:
+        if p.poll() is None:  # a failed assertion must not leave the driver (and its replica) running
+            p.kill()
+            p.wait()
         ray.shutdown()
 
 
