@@ -6,7 +6,7 @@ RUN     ?= runs/default
 ARGS    ?=
 PYTEST_ARGS ?=
 
-.PHONY: help install prepare-model generate alpaca test test-fast test-slow test-engine test-unit finetune evaluate ablate dpo grpo stats bench bench-dedup bench-generate bench-ray bench-ifbench clean
+.PHONY: help install prepare-model generate alpaca test test-fast test-slow test-engine test-unit finetune evaluate ablate dpo grpo rlvr stats bench bench-dedup bench-generate bench-ray bench-ifbench clean
 
 help:
 	@echo "make generate   install, prepare the embedded model, run $(CONFIG) -> $(RUN)"
@@ -15,6 +15,7 @@ help:
 	@echo "make test-slow  CPU training and subprocess CLIs;  make test-engine  real vLLM engines, servers and Ray"
 	@echo "make finetune   fine-tune the embedded model on $(RUN)/export -> $(RUN)/finetuned"
 	@echo "make grpo       verified data (pipelines/verified.yaml) -> SFT -> GRPO on the constraint checkers"
+	@echo "make rlvr       plain SFT vs verified SFT, + DPO, + GRPO on $(VERIFIED), evaluated under a stated rule"
 	@echo "make dpo        preference pairs from $(RUN) answered by $(RUN)/finetuned, then DPO -> $(RUN)/dpo"
 	@echo "make evaluate   base vs fine-tuned answers on the held-out split (SUITES=\"ifbench constraints pairwise reference\")"
 	@echo "make ablate     one model per selection of $(RUN) (judge, longest, random, all), compared (CPU: a smoke)"
@@ -76,6 +77,14 @@ grpo: prepare-model
 	  --max-steps 20 --batch-size 4 --max-length 512 --overwrite
 	$(BIN)/selfinstruct grpo -c pipelines/grpo.yaml -d $(VERIFIED) -o $(VERIFIED)/grpo --model $(VERIFIED)/sft \
 	  --max-steps $(GRPO_STEPS) --overwrite $(ARGS)
+
+# which training on the verified prompts helps: plain SFT, verified SFT, + DPO, + GRPO, against the base,
+# under a rule printed first (README, "GRPO"); LIMIT=0 for all 294 IFBench prompts (a GPU run)
+LIMIT ?= 100
+rlvr: prepare-model
+	$(BIN)/selfinstruct generate -c pipelines/verified.yaml -o $(VERIFIED)
+	$(BIN)/selfinstruct rlvr -d $(VERIFIED) -o $(VERIFIED)/rlvr --finetune-config pipelines/finetune.yaml \
+	  --dpo-config pipelines/dpo.yaml --grpo-config pipelines/grpo.yaml --limit $(LIMIT) -q $(ARGS)
 
 SUITES ?= reference
 evaluate: prepare-model

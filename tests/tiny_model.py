@@ -11,7 +11,7 @@ CHAT_TEMPLATE = ("{% for m in messages %}{{ m['content'] }} {% endfor %}"
                  "{% if add_generation_prompt %}=>{% endif %}")
 
 
-def save_tiny_model(out: Path, *, seed: int = 0, layers: int = 1, hidden: int = 32) -> Path:
+def save_tiny_model(out: Path, *, seed: int = 0, layers: int = 1, hidden: int = 32, positions: int = 128) -> Path:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -24,7 +24,7 @@ def save_tiny_model(out: Path, *, seed: int = 0, layers: int = 1, hidden: int = 
     tok.chat_template = CHAT_TEMPLATE
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128, pad_token_id=0,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=positions, pad_token_id=0,
                       eos_token_id=1, bos_token_id=None, tie_word_embeddings=True)
     model = LlamaForCausalLM(cfg)
     model.generation_config.pad_token_id, model.generation_config.eos_token_id = 0, 1

@@ -11,7 +11,7 @@ from ..io.errors import UserError, user_errors
 from ..generate.config import pipeline_flags
 from ..io.settings import click_options, given
 from .common import echo_err, stack
-from .training import FINETUNE_OPTIONS, dpo, finetune, grpo
+from .training import FINETUNE_OPTIONS, dpo, finetune, grpo, rlvr
 
 # Options derived from the config dataclasses (one declaration per setting): the flagged pipeline
 # settings of `generate`, and every setting of `finetune`.
@@ -291,5 +291,5 @@ def list_constraints(as_json):
     rows = constraint_rows()
     click.echo(json.dumps(rows, indent=2, ensure_ascii=False) if as_json else format_rows(rows), nl=as_json)
 
-for _command in (finetune, dpo, grpo):
+for _command in (finetune, dpo, grpo, rlvr):
     main.add_command(_command)

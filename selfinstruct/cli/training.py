@@ -142,3 +142,46 @@ def grpo(config_path, data, out_dir, eval_data, no_eval, sets, resume, overwrite
         close()
 
 
+
+
+@click.command()
+@click.option("-d", "--data", "run_dir", required=True, type=click.Path(path_type=Path),
+              help="A run of pipelines/verified.yaml (export: prompt_completion, preference, constraints).")
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Experiment folder: each model's training data and folder, the evaluation, rlvr.json.")
+@click.option("--finetune-config", type=click.Path(path_type=Path), default=None,
+              help="YAML with a `finetune:` section, for plain and verified SFT (default: built-in defaults).")
+@click.option("--dpo-config", type=click.Path(path_type=Path), default=None, help="YAML with a `dpo:` section.")
+@click.option("--grpo-config", type=click.Path(path_type=Path), default=None, help="YAML with a `grpo:` section.")
+@click.option("--sft-steps", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Optimizer steps of each SFT (the same for plain and verified).")
+@click.option("--dpo-steps", type=click.IntRange(min=1), default=10, show_default=True, help="DPO steps.")
+@click.option("--grpo-steps", type=click.IntRange(min=1), default=10, show_default=True, help="GRPO steps.")
+@click.option("--suite", "suites", multiple=True, type=click.Choice(["ifbench", "constraints", "pairwise"]),
+              help="Suites (repeatable; default all three).")
+@click.option("--limit", type=int, default=100, show_default=True,
+              help="Prompts per suite (IFBench's first N; 0: all 294, as on a GPU).")
+@click.option("--judge", default=None, help="Judge model for pairwise (default: the base model).")
+@click.option("--judge-url", "judge_urls", multiple=True, help="OpenAI-compatible server(s) serving --judge.")
+@click.option("--engine", type=click.Choice(["auto", "vllm", "transformers"]), default="auto", show_default=True)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars; library output to OUT/rlvr.log.")
+@user_errors
+def rlvr(run_dir, out_dir, finetune_config, dpo_config, grpo_config, sft_steps, dpo_steps, grpo_steps, suites,
+         limit, judge, judge_urls, engine, quiet):
+    """Which training on a verified run's constrained prompts helps: plain SFT (first sampled answers),
+    verified SFT (verified answers; same prompts and steps), verified SFT + DPO (exact pairs) and verified SFT
+    + GRPO (the constraint checkers as reward), each evaluated against the base on IFBench, the held-out
+    constraints suite and the pairwise judge. The decision rule is printed before anything runs."""
+    import dataclasses
+
+    from ..train.config import load_dpo_config, load_finetune_config, load_grpo_config
+    from ..workflows.rlvr import Settings, format_rlvr, run_rlvr
+
+    settings = Settings(
+        finetune=dataclasses.replace(load_finetune_config(finetune_config), max_steps=sft_steps),
+        dpo=dataclasses.replace(load_dpo_config(dpo_config), max_steps=dpo_steps),
+        grpo=dataclasses.replace(load_grpo_config(grpo_config), max_steps=grpo_steps))
+    result = run_rlvr(run_dir, out_dir, settings, suites=tuple(suites) or ("ifbench", "constraints", "pairwise"),
+                      limit=limit or None, engine=engine, judge=judge, judge_urls=tuple(judge_urls), quiet=quiet,
+                      log=echo_err)
+    click.echo(format_rlvr(result))

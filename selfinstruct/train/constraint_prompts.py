@@ -13,7 +13,7 @@ from ..constraints import Constraint, constraint_types
 from ..io.errors import UserError
 from ..io.formats import CONSTRAINT_PROMPTS_FILE
 from ..io.jsonl import iter_jsonl
-from .data import check_messages, eval_split
+from .data import check_messages, resolve_split_file
 
 
 @dataclass
@@ -26,19 +26,10 @@ def resolve_constraint_prompts(data: str | Path, eval_data: str | Path | None = 
                                no_eval: bool = False) -> PromptFiles:
     """DATA: a run dir (RUN/export/train.constraints.jsonl), an export dir, or one JSONL file (a train.*
     file brings its eval.* sibling). `eval_data` overrides the eval split; `no_eval` drops it."""
-    p = Path(data)
-    if not p.exists():
-        raise UserError("data not found (expected a run directory, an export directory or a JSONL file)", path=p)
-    name = CONSTRAINT_PROMPTS_FILE.format(split="train")
-    if p.is_dir():
-        d = p / "export" if (p / "export").is_dir() else p
-        train = d / name
-        if not train.is_file():
-            raise UserError(f"no {name} here: this run has no constrained prompts (generate them with "
-                            "pipelines/verified.yaml, whose export writes the `constraints` format)", path=d)
-    else:
-        train = p
-    return PromptFiles(train=train, eval=eval_split(train, eval_data, no_eval))
+    return PromptFiles(*resolve_split_file(data, CONSTRAINT_PROMPTS_FILE.format(split="train"),
+                                           "this run has no constrained prompts (generate them with "
+                                           "pipelines/verified.yaml, whose export writes the `constraints` format)",
+                                           eval_data, no_eval))
 
 
 def load_constraint_prompts(path: str | Path) -> list[dict[str, Any]]:

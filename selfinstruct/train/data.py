@@ -81,6 +81,24 @@ def eval_split(train: Path, eval_data: str | Path | None = None, no_eval: bool =
     return sib if sib is not None and sib.is_file() else None
 
 
+def resolve_split_file(data: str | Path, train_name: str, missing: str, eval_data: str | Path | None = None,
+                       no_eval: bool = False) -> tuple[Path, Path | None]:
+    """(train, eval) files for a command that reads one export format (`dpo`: preference, `grpo`:
+    constraints): DATA is a run dir (RUN/export/TRAIN_NAME), an export dir, or one JSONL file (a train.*
+    file brings its eval.* sibling). `missing` says what to do when a folder lacks the file."""
+    p = Path(data)
+    if not p.exists():
+        raise UserError("data not found (expected a run directory, an export directory or a JSONL file)", path=p)
+    if p.is_dir():
+        d = p / "export" if (p / "export").is_dir() else p
+        train = d / train_name
+        if not train.is_file():
+            raise UserError(f"no {train_name} here: {missing}", path=d)
+    else:
+        train = p
+    return train, eval_split(train, eval_data, no_eval)
+
+
 def resolve_eval_data(data: str | Path) -> Path:
     """For `evaluate`: a run/export dir means its eval split; a file is used as is."""
     p = Path(data)

@@ -10,7 +10,7 @@ from typing import Any
 from ..io.errors import UserError
 from ..io.formats import PREFERENCE_FILE
 from ..io.jsonl import iter_jsonl
-from .data import check_messages, eval_split
+from .data import check_messages, resolve_split_file
 
 
 @dataclass
@@ -22,19 +22,9 @@ class PairFiles:
 def resolve_pairs(data: str | Path, eval_data: str | Path | None = None, no_eval: bool = False) -> PairFiles:
     """DATA: a run dir (RUN/export/train.preference.jsonl), an export dir, or one JSONL file (a train.* file
     brings its eval.* sibling). `eval_data` overrides the eval split; `no_eval` drops it."""
-    p = Path(data)
-    if not p.exists():
-        raise UserError("data not found (expected a run directory, an export directory or a JSONL file)", path=p)
-    train_name = PREFERENCE_FILE.format(split="train")
-    if p.is_dir():
-        d = p / "export" if (p / "export").is_dir() else p
-        train = d / train_name
-        if not train.is_file():
-            raise UserError(f"no {train_name} here: generate preference pairs first (pipelines/preference.yaml, "
-                            "its export writes them)", path=d)
-    else:
-        train = p
-    return PairFiles(train=train, eval=eval_split(train, eval_data, no_eval))
+    return PairFiles(*resolve_split_file(data, PREFERENCE_FILE.format(split="train"),
+                                         "generate preference pairs first (pipelines/preference.yaml, its export "
+                                         "writes them)", eval_data, no_eval))
 
 
 def load_pairs(path: str | Path) -> list[dict[str, Any]]:
