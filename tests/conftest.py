@@ -5,6 +5,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Every vLLM engine the tests start (in process, `vllm serve`, Ray replicas: they inherit the environment)
+# gets 1 GiB of KV cache, not the ~4 GiB a CPU engine reserves: `make test` runs two processes' engines at
+# once, and a tensor-parallel test's three workers each reserve their own, which ran a 24 GB machine out
+# of memory (the kernel killed engine workers). The tests' prompts need a few thousand tokens of cache.
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 SHARED = ROOT.parent / "shared" / "data"
 SHARED_SEEDS = SHARED / "self_instruct_seed_tasks.jsonl"
 PROJECT_SEEDS = ROOT / "seed_tasks" / "seed_tasks.jsonl"
