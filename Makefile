@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make generate   install, prepare the embedded model, run $(CONFIG) -> $(RUN)"
-	@echo "make test       install, prepare the embedded model, run all tests: the fast lane, then slow + engine in two processes (21 min here)"
+	@echo "make test       install, prepare the embedded model, run all tests: two processes, fast + Ray | slow + engine (17-18 min here)"
 	@echo "make test-fast  the fast lane: no engine, Ray, subprocess or training, 5 s a test (1 min here)"
 	@echo "make test-slow  CPU training and subprocess CLIs;  make test-engine  real vLLM engines, servers and Ray"
 	@echo "make finetune   fine-tune the embedded model on $(RUN)/export -> $(RUN)/finetuned"
