@@ -40,11 +40,11 @@ def trainer_options(section: str, settings, *, data: str, eval_data: str, no_eva
 
 @click.command()
 @trainer_options("finetune", FINETUNE_OPTIONS,
-                  data="Run dir (runs/x: uses runs/x/export/), export dir, or one file: prompt-completion or "
-                       "messages JSONL, or Alpaca JSON. A train.* file brings its eval.* sibling as the eval split.",
-                  eval_data="Eval split file (overrides DATA's).", no_eval="Skip the eval split.",
-                  set_example="--set lr_scheduler=cosine --set lora.target_modules=[q_proj,v_proj] "
-                              "--set sft_args.optim=adamw_torch")
+                 data="Run dir (runs/x: uses runs/x/export/), export dir, or one file: prompt-completion or "
+                      "messages JSONL, or Alpaca JSON. A train.* file brings its eval.* sibling as the eval split.",
+                 eval_data="Eval split file (overrides DATA's).", no_eval="Skip the eval split.",
+                 set_example="--set lr_scheduler=cosine --set lora.target_modules=[q_proj,v_proj] "
+                             "--set sft_args.optim=adamw_torch")
 @user_errors
 def finetune(config_path, data, out_dir, eval_data, no_eval, sets, resume, overwrite, quiet, **settings):
     """Supervised fine-tuning (TRL SFTTrainer) of a chat model on prompt-completion data, loss on the
@@ -57,8 +57,8 @@ def finetune(config_path, data, out_dir, eval_data, no_eval, sets, resume, overw
     from ..train.finetune import format_summary, run_finetune
 
     cfg = load_finetune_config(config_path, given(FINETUNE_OPTIONS, settings), sets=sets)
-    run_trainer(run_finetune, format_summary, cfg, data, out_dir, eval_data=eval_data, no_eval=no_eval, resume=resume,
-           overwrite=overwrite, quiet=quiet)
+    run_trainer(run_finetune, format_summary, cfg, data, out_dir, eval_data=eval_data, no_eval=no_eval,
+                resume=resume, overwrite=overwrite, quiet=quiet)
 
 
 def run_trainer(run, fmt, cfg, data, out_dir, **kw) -> None:
@@ -77,10 +77,10 @@ def run_trainer(run, fmt, cfg, data, out_dir, **kw) -> None:
 
 @click.command()
 @trainer_options("dpo", DPO_OPTIONS,
-                  data="Preference run dir (uses RUN/export/train.preference.jsonl and eval.preference.jsonl), its "
-                       "export dir, or one preference JSONL file (a train.* file brings its eval.* sibling).",
-                  eval_data="Eval pairs file (overrides DATA's).", no_eval="Skip the held-out pairs.",
-                  set_example="--set beta=0.05 --set dpo_args.optim=adamw_torch")
+                 data="Preference run dir (uses RUN/export/train.preference.jsonl and eval.preference.jsonl), its "
+                      "export dir, or one preference JSONL file (a train.* file brings its eval.* sibling).",
+                 eval_data="Eval pairs file (overrides DATA's).", no_eval="Skip the held-out pairs.",
+                 set_example="--set beta=0.05 --set dpo_args.optim=adamw_torch")
 @click.option("--iterations", type=click.IntRange(min=1), default=1, show_default=True,
               help="Rounds of new pairs (DATA's preference pipeline, answered by the newest model) and DPO, "
                    "each in OUT/iteration-N/ (Self-Rewarding LMs); a re-run redoes nothing finished.")
@@ -103,16 +103,16 @@ def dpo(config_path, data, out_dir, eval_data, no_eval, sets, resume, overwrite,
         click.echo(format_iterations(run_iterations(cfg, data, out_dir, iterations, no_eval=no_eval, quiet=quiet,
                                                     log=echo_err)))
         return
-    run_trainer(run_dpo, format_dpo_summary, cfg, data, out_dir, eval_data=eval_data, no_eval=no_eval, resume=resume,
-           overwrite=overwrite, quiet=quiet)
+    run_trainer(run_dpo, format_dpo_summary, cfg, data, out_dir, eval_data=eval_data, no_eval=no_eval,
+                resume=resume, overwrite=overwrite, quiet=quiet)
 
 
 @click.command()
 @trainer_options("grpo", GRPO_OPTIONS,
-                  data="Run dir of a verified pipeline (uses RUN/export/train.constraints.jsonl and "
-                       "eval.constraints.jsonl), its export dir, or one constraints JSONL file.",
-                  eval_data="Held-out prompts file (overrides DATA's).", no_eval="Skip the held-out prompts.",
-                  set_example="--set beta=0 --set grpo_args.top_p=0.95")
+                 data="Run dir of a verified pipeline (uses RUN/export/train.constraints.jsonl and "
+                      "eval.constraints.jsonl), its export dir, or one constraints JSONL file.",
+                 eval_data="Held-out prompts file (overrides DATA's).", no_eval="Skip the held-out prompts.",
+                 set_example="--set beta=0 --set grpo_args.top_p=0.95")
 @click.option("--judge-url", "judge_urls", multiple=True,
               help="OpenAI-compatible server(s) of the judge for --judge-weight (e.g. http://host:8000/v1).")
 @click.option("--judge", default=None, help="The judge's model name on --judge-url (default: the policy's).")
@@ -137,7 +137,7 @@ def grpo(config_path, data, out_dir, eval_data, no_eval, sets, resume, overwrite
         score, close = server_judge(judge or cfg.model, tuple(judge_urls), seed=cfg.seed)
     try:
         run_trainer(run_grpo, format_grpo_summary, cfg, data, out_dir, eval_data=eval_data, no_eval=no_eval,
-               resume=resume, overwrite=overwrite, quiet=quiet, judge=score)
+                    resume=resume, overwrite=overwrite, quiet=quiet, judge=score)
     finally:
         close()
 

@@ -21,11 +21,10 @@ from typing import Any, Callable
 
 from .. import __version__
 from ..io.errors import UserError
-from ..io.settings import to_dict
 from .config import DpoConfig
-from .loading import is_adapter_dir, load_causal_lm, load_tokenizer, quiet_libraries, resolve_any_model
-from .output import (device_setup, finish_output, fmt_metric, lora_config, make_output_dir,
-                     prepare_output, save_trained, trainer_config)
+from .loading import is_adapter_dir, quiet_libraries, resolve_any_model
+from .output import (finish_output, fmt_metric, format_summary_rows, load_policy, lora_config, make_output_dir,
+                     prepare_output, run_summary, save_trained, trainer_config)
 from .pairs import PairFiles, load_pairs, resolve_pairs
 
 SUMMARY_FILE = "selfinstruct-dpo.json"
@@ -45,15 +44,13 @@ def build_dpo_trainer(cfg: DpoConfig, files: PairFiles, out_dir: str | Path, *, 
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    cuda, precision, dtype = device_setup(cfg)
-    tok = load_tokenizer(model_path, cfg.model, cfg.chat_template)
-    model = load_causal_lm(model_path, cfg.model, dtype=dtype)
+    cuda, precision, dtype, tok, model = load_policy(cfg, model_path)
     if is_adapter_dir(model_path):
         # the SFT adapter is part of the policy, and of the reference; PEFT loaded the base frozen: the
         # merged weights are all trainable again (with --lora, the new adapter freezes them itself)
         model = model.merge_and_unload().requires_grad_(True)
-    if cfg.gradient_checkpointing:
-        model.config.use_cache = False
+        if cfg.gradient_checkpointing:
+            model.config.use_cache = False
     peft_config = lora_config(cfg.lora)
     # Full training: the reference is a frozen copy of the policy as loaded (TRL would otherwise reload it
     # from config._name_or_path, which for a merged adapter is the base). LoRA: the adapter switched off.
@@ -102,13 +99,10 @@ def run_dpo(cfg: DpoConfig, data: str | Path, out_dir: str | Path, *, eval_data:
         "selfinstruct": __version__, "kind": kind, "base_model": cfg.model, "base_model_path": info["model_path"],
         "train_file": str(files.train), "eval_file": str(files.eval) if files.eval else None,
         "train_pairs": info["train_pairs"], "eval_pairs": info["eval_pairs"],
-        "steps": trainer.state.global_step, "epochs": round(float(trainer.state.epoch or 0.0), 4),
         "train_loss_first": train_losses[0] if train_losses else None,
         "train_loss_last": train_losses[-1] if train_losses else None,
         "train_loss_mean": float(result.training_loss) if result.training_loss is not None else None,
-        "eval_before": before, "eval_after": after,
-        "precision": info["precision"], "device": info["device"], "resumed_from": last_ckpt,
-        "runtime_s": round(time.time() - t0, 1), "config": to_dict(cfg), "config_file": cfg.source,
+        "eval_before": before, "eval_after": after, **run_summary(trainer, cfg, info, last_ckpt, t0),
     }
     finish_output(trainer, out_dir, summary, SUMMARY_FILE, cfg.keep_checkpoints)
     return summary
@@ -122,7 +116,4 @@ def format_dpo_summary(s: dict[str, Any], out_dir: str | Path) -> str:
     for key, label in (("loss", "eval loss"), ("reward_accuracy", "reward accuracy"), ("reward_margin", "reward margin")):
         if key in a:
             rows.append((label, f"{fmt_metric(b.get(key))} -> {fmt_metric(a.get(key))} (before -> after, held-out pairs)"))
-    what = {"full": "full model", "merged": "full model (LoRA merged)", "adapter": "LoRA adapter"}[s["kind"]]
-    rows.append(("saved", f"{what} -> {out_dir}"))
-    w = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
+    return format_summary_rows(rows, s["kind"], out_dir)

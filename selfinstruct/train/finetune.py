@@ -20,13 +20,12 @@ from typing import Any, Callable
 
 from .. import __version__
 from ..io.errors import UserError
-from ..io.settings import to_dict
 from ..models import resolve_model
 from .config import FinetuneConfig
 from .data import DataFiles, load_examples, resolve_data
-from .loading import SUMMARY_FILE, load_causal_lm, load_tokenizer, quiet_libraries
-from .output import (device_setup, finish_output, fmt_metric, lora_config, make_output_dir,
-                     prepare_output, save_trained, trainer_config)
+from .loading import SUMMARY_FILE, quiet_libraries
+from .output import (finish_output, fmt_metric, format_summary_rows, load_policy, lora_config, make_output_dir,
+                     prepare_output, run_summary, save_trained, trainer_config)
 
 
 def build_trainer(cfg: FinetuneConfig, files: DataFiles, out_dir: str | Path, *, quiet: bool = False):
@@ -42,11 +41,7 @@ def build_trainer(cfg: FinetuneConfig, files: DataFiles, out_dir: str | Path, *,
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    cuda, precision, dtype = device_setup(cfg)
-    tok = load_tokenizer(model_path, cfg.model, cfg.chat_template)
-    model = load_causal_lm(model_path, cfg.model, dtype=dtype)
-    if cfg.gradient_checkpointing:
-        model.config.use_cache = False
+    cuda, precision, dtype, tok, model = load_policy(cfg, model_path)
 
     peft_config = lora_config(cfg.lora)
 
@@ -113,20 +108,13 @@ def run_finetune(cfg: FinetuneConfig, data: str | Path, out_dir: str | Path, *, 
         "eval_file": str(files.eval) if files.eval else None,
         "train_examples": info["train_examples"],
         "eval_examples": info["eval_examples"],
-        "steps": trainer.state.global_step,
-        "epochs": round(float(trainer.state.epoch or 0.0), 4),
         "train_loss_first": train_losses[0] if train_losses else None,
         "train_loss_last": train_losses[-1] if train_losses else None,
         "train_loss_mean": float(result.training_loss) if result.training_loss is not None else None,
         "eval_loss_before": eval_before,
         "eval_loss_after": eval_after,
         "eval_losses": eval_losses,
-        "precision": info["precision"],
-        "device": info["device"],
-        "resumed_from": last_ckpt,
-        "runtime_s": round(time.time() - t0, 1),
-        "config": to_dict(cfg),
-        "config_file": cfg.source,
+        **run_summary(trainer, cfg, info, last_ckpt, t0),
     }
     finish_output(trainer, out_dir, summary, SUMMARY_FILE, cfg.keep_checkpoints)
     return summary
@@ -141,7 +129,4 @@ def format_summary(s: dict[str, Any], out_dir: str | Path) -> str:
     ]
     if s["eval_loss_before"] is not None:
         rows.append(("eval loss", f"{m(s['eval_loss_before'])} -> {m(s['eval_loss_after'])} (before -> after)"))
-    what = {"full": "full model", "merged": "full model (LoRA merged)", "adapter": "LoRA adapter"}[s["kind"]]
-    rows.append(("saved", f"{what} -> {out_dir}"))
-    w = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
+    return format_summary_rows(rows, s["kind"], out_dir)

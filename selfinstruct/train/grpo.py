@@ -22,13 +22,12 @@ from typing import Any, Callable
 
 from .. import __version__
 from ..io.errors import UserError
-from ..io.settings import to_dict
 from ..provenance import model_fingerprint
 from .config import GrpoConfig
 from .constraint_prompts import PromptFiles, load_constraint_prompts, resolve_constraint_prompts
-from .loading import is_adapter_dir, load_causal_lm, load_tokenizer, merged_adapter, quiet_libraries, resolve_any_model
-from .output import (device_setup, finish_output, fmt_metric, lora_config, make_output_dir, prepare_output,
-                     save_trained, trainer_config)
+from .loading import is_adapter_dir, merged_adapter, quiet_libraries, resolve_any_model
+from .output import (finish_output, fmt_metric, format_summary_rows, load_policy, lora_config, make_output_dir,
+                     prepare_output, run_summary, save_trained, trainer_config)
 from .rewards import ConstraintShare, JudgeScore, LengthCost, encode_constraints
 
 SUMMARY_FILE = "selfinstruct-grpo.json"
@@ -73,11 +72,7 @@ def build_grpo_trainer(cfg: GrpoConfig, files: PromptFiles, out_dir: str | Path,
     from trl import GRPOConfig as TrlGrpoConfig
     from trl import GRPOTrainer
 
-    cuda, precision, dtype = device_setup(cfg)
-    tok = load_tokenizer(model_path, cfg.model, cfg.chat_template)
-    model = load_causal_lm(model_path, cfg.model, dtype=dtype)
-    if cfg.gradient_checkpointing:
-        model.config.use_cache = False
+    cuda, precision, dtype, tok, model = load_policy(cfg, model_path)
     train_rows, too_long = fitting(tok, train_rows, cfg.max_length)
     if not train_rows:
         raise UserError(f"every prompt is longer than max_length ({cfg.max_length} tokens)", path=files.train)
@@ -136,12 +131,9 @@ def run_grpo(cfg: GrpoConfig, data: str | Path, out_dir: str | Path, *, eval_dat
         "train_file": str(files.train), "eval_file": str(files.eval) if files.eval else None,
         "train_prompts": info["train_prompts"], "eval_prompts": info["eval_prompts"],
         "prompts_too_long": info["prompts_too_long"], "rewards": info["rewards"],
-        "steps": trainer.state.global_step, "epochs": round(float(trainer.state.epoch or 0.0), 4),
         "train_reward_first": history[0]["rewards/constraints/mean"] if history else None,
         "train_reward_last": history[-1]["rewards/constraints/mean"] if history else None,
-        "eval_reward_before": before, "eval_reward_after": after,
-        "precision": info["precision"], "device": info["device"], "resumed_from": last_ckpt,
-        "runtime_s": round(time.time() - t0, 1), "config": to_dict(cfg), "config_file": cfg.source,
+        "eval_reward_before": before, "eval_reward_after": after, **run_summary(trainer, cfg, info, last_ckpt, t0),
     }
     finish_output(trainer, out_dir, summary, SUMMARY_FILE, cfg.keep_checkpoints)
     return summary
@@ -156,7 +148,4 @@ def format_grpo_summary(s: dict[str, Any], out_dir: str | Path) -> str:
     if s["eval_reward_after"] is not None:
         rows.append(("eval reward", f"{fmt_metric(s['eval_reward_before'])} -> {fmt_metric(s['eval_reward_after'])} "
                                     "(before -> after, held-out prompts)"))
-    what = {"full": "full model", "merged": "full model (LoRA merged)", "adapter": "LoRA adapter"}[s["kind"]]
-    rows.append(("saved", f"{what} -> {out_dir}"))
-    w = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
+    return format_summary_rows(rows, s["kind"], out_dir)

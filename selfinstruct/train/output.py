@@ -1,20 +1,24 @@
-"""What `finetune` and `dpo` share around their trainers: the device and dtype, the LoRA config, the
-output folder (refused when it already holds a model, cleared with --overwrite, resumed with --resume
+"""What `finetune`, `dpo` and `grpo` share around their trainers: the device, dtype and starting model,
+the LoRA config, the output folder (refused when it already holds a model, cleared with --overwrite, resumed with --resume
 from OUT/checkpoints) and the saved result (a full model, LoRA merged into the base, or an adapter).
 
-Both commands' configs have the fields used here (precision, model_dtype, lora, keep_checkpoints), so
-the two produce the same kinds of folders: vLLM and transformers load either as the next policy.
+Their configs share the fields used here (`TrainerSettings`: precision, model_dtype, lora,
+keep_checkpoints, ...), so all produce the same kinds of folders, and summaries that end alike: vLLM and
+transformers load any of them as the next policy.
 torch / transformers / peft are imported inside the functions: `selfinstruct --help` stays fast."""
 from __future__ import annotations
 
 import dataclasses
 import math
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 from ..io.errors import UserError
 from ..io.jsonl import atomic_write_json
+from ..io.settings import to_dict
+from .loading import load_causal_lm, load_tokenizer
 
 CHECKPOINT_DIR = "checkpoints"
 ADAPTER_SUBDIR = "adapter"
@@ -36,6 +40,17 @@ def device_setup(cfg) -> tuple[bool, str, Any]:
     if dtype_name == "auto":
         dtype_name = "bfloat16" if (cfg.lora.enabled and cuda and precision == "bf16") else "float32"
     return cuda, precision, getattr(torch, dtype_name)
+
+
+def load_policy(cfg, model_path: str) -> tuple[bool, str, Any, Any, Any]:
+    """(cuda?, mixed precision, weight dtype, tokenizer, model) of the model a trainer starts from; the
+    KV cache off when gradient checkpointing is on (the two do not go together)."""
+    cuda, precision, dtype = device_setup(cfg)
+    tok = load_tokenizer(model_path, cfg.model, cfg.chat_template)
+    model = load_causal_lm(model_path, cfg.model, dtype=dtype)
+    if cfg.gradient_checkpointing:
+        model.config.use_cache = False
+    return cuda, precision, dtype, tok, model
 
 
 def lora_config(lora) -> Any:
@@ -148,6 +163,21 @@ def finish_output(trainer, out_dir: Path, summary: dict[str, Any], summary_file:
         if not keep_checkpoints:
             shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
     trainer.accelerator.wait_for_everyone()
+
+
+def run_summary(trainer, cfg, info: dict[str, Any], last_ckpt: str | None, t0: float) -> dict[str, Any]:
+    """The summary fields every trainer writes after its own: steps, epochs, device, resume and config."""
+    return {"steps": trainer.state.global_step, "epochs": round(float(trainer.state.epoch or 0.0), 4),
+            "precision": info["precision"], "device": info["device"], "resumed_from": last_ckpt,
+            "runtime_s": round(time.time() - t0, 1), "config": to_dict(cfg), "config_file": cfg.source}
+
+
+def format_summary_rows(rows: list[tuple[str, str]], kind: str, out_dir) -> str:
+    """A trainer's summary as aligned rows, ending with what was saved where."""
+    what = {"full": "full model", "merged": "full model (LoRA merged)", "adapter": "LoRA adapter"}[kind]
+    rows = [*rows, ("saved", f"{what} -> {out_dir}")]
+    w = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
 
 
 def fmt_metric(x: float | None) -> str:
