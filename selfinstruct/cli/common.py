@@ -17,5 +17,3 @@ def stack(*options):
             f = opt(f)
         return f
     return wrap
-
-

@@ -1,5 +1,6 @@
 """The training commands: `finetune`, `dpo`, `grpo` (each a trainer of train/, its settings derived from
-its config dataclass). Registered on the `selfinstruct` group by cli/__init__.py."""
+its config dataclass), and `rlvr`, the experiment that compares them. Registered on the `selfinstruct`
+group by cli/__init__.py."""
 from __future__ import annotations
 
 import sys
@@ -140,8 +141,6 @@ def grpo(config_path, data, out_dir, eval_data, no_eval, sets, resume, overwrite
                     resume=resume, overwrite=overwrite, quiet=quiet, judge=score)
     finally:
         close()
-
-
 
 
 @click.command()

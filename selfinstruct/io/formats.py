@@ -14,15 +14,19 @@ def user_prompt(instruction: str, inp: str) -> str:
     return f"{instruction.strip()}\n\n{inp.strip()}" if inp.strip() else instruction.strip()
 
 
+def prompt_messages(instruction: str, inp: str, system: str | None) -> list[dict[str, str]]:
+    """The prompt of an example as chat messages: the system message, if any, then the user turn."""
+    sys_msgs = [{"role": "system", "content": system}] if system else []
+    return sys_msgs + [{"role": "user", "content": user_prompt(instruction, inp)}]
+
+
 def to_formats(rec: Record, system: str | None) -> Iterator[dict[str, Any]]:
     """One example per instance, in every format."""
-    sys_msgs = [{"role": "system", "content": system}] if system else []
     for inst in rec.instances or []:
-        prompt = user_prompt(rec.instruction, inst.input)
+        prompt = prompt_messages(rec.instruction, inst.input, system)
         yield {
-            "messages": {"id": rec.id, "messages": sys_msgs + [{"role": "user", "content": prompt},
-                                                               {"role": "assistant", "content": inst.output}]},
-            "prompt_completion": {"id": rec.id, "prompt": sys_msgs + [{"role": "user", "content": prompt}],
+            "messages": {"id": rec.id, "messages": prompt + [{"role": "assistant", "content": inst.output}]},
+            "prompt_completion": {"id": rec.id, "prompt": prompt,
                                   "completion": [{"role": "assistant", "content": inst.output}]},
             "alpaca": {"instruction": rec.instruction, "input": inst.input, "output": inst.output},
         }
@@ -50,7 +54,5 @@ def to_constraint_prompt(rec: Record, system: str | None) -> dict[str, Any] | No
     items = (rec.extra.get("constraints") or {}).get("items")
     if not items or not rec.instances:
         return None
-    sys_msgs = [{"role": "system", "content": system}] if system else []
-    return {"id": rec.id, "prompt": sys_msgs + [{"role": "user", "content": user_prompt(rec.instruction,
-                                                                                        rec.instances[0].input)}],
+    return {"id": rec.id, "prompt": prompt_messages(rec.instruction, rec.instances[0].input, system),
             "constraints": [{"id": c["id"], "kwargs": dict(c.get("kwargs") or {})} for c in items]}

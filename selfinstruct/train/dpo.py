@@ -19,12 +19,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import __version__
 from ..io.errors import UserError
 from .config import DpoConfig
 from .loading import is_adapter_dir, quiet_libraries, resolve_any_model
 from .output import (finish_output, fmt_metric, format_summary_rows, load_policy, lora_config, make_output_dir,
-                     prepare_output, run_summary, save_trained, trainer_config)
+                     prepare_output, run_summary, save_trained, summary_head, trainer_config)
 from .pairs import PairFiles, load_pairs, resolve_pairs
 
 SUMMARY_FILE = "selfinstruct-dpo.json"
@@ -96,8 +95,7 @@ def run_dpo(cfg: DpoConfig, data: str | Path, out_dir: str | Path, *, eval_data:
     kind = save_trained(trainer, cfg.lora, out_dir, info["model_path"])
     train_losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     summary = {
-        "selfinstruct": __version__, "kind": kind, "base_model": cfg.model, "base_model_path": info["model_path"],
-        "train_file": str(files.train), "eval_file": str(files.eval) if files.eval else None,
+        **summary_head(cfg, info, files, kind),
         "train_pairs": info["train_pairs"], "eval_pairs": info["eval_pairs"],
         "train_loss_first": train_losses[0] if train_losses else None,
         "train_loss_last": train_losses[-1] if train_losses else None,

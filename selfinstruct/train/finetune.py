@@ -18,14 +18,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import __version__
 from ..io.errors import UserError
 from ..models import resolve_model
 from .config import FinetuneConfig
 from .data import DataFiles, load_examples, resolve_data
 from .loading import SUMMARY_FILE, quiet_libraries
 from .output import (finish_output, fmt_metric, format_summary_rows, load_policy, lora_config, make_output_dir,
-                     prepare_output, run_summary, save_trained, trainer_config)
+                     prepare_output, run_summary, save_trained, summary_head, trainer_config)
 
 
 def build_trainer(cfg: FinetuneConfig, files: DataFiles, out_dir: str | Path, *, quiet: bool = False):
@@ -100,12 +99,7 @@ def run_finetune(cfg: FinetuneConfig, data: str | Path, out_dir: str | Path, *, 
 
     train_losses, eval_losses = _losses(trainer.state.log_history)
     summary = {
-        "selfinstruct": __version__,
-        "kind": kind,  # full | merged | adapter
-        "base_model": cfg.model,
-        "base_model_path": info["model_path"],
-        "train_file": str(files.train),
-        "eval_file": str(files.eval) if files.eval else None,
+        **summary_head(cfg, info, files, kind),
         "train_examples": info["train_examples"],
         "eval_examples": info["eval_examples"],
         "train_loss_first": train_losses[0] if train_losses else None,

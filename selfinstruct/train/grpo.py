@@ -20,14 +20,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import __version__
 from ..io.errors import UserError
 from ..provenance import model_fingerprint
 from .config import GrpoConfig
 from .constraint_prompts import PromptFiles, load_constraint_prompts, resolve_constraint_prompts
 from .loading import is_adapter_dir, merged_adapter, quiet_libraries, resolve_any_model
 from .output import (finish_output, fmt_metric, format_summary_rows, load_policy, lora_config, make_output_dir,
-                     prepare_output, run_summary, save_trained, trainer_config)
+                     prepare_output, run_summary, save_trained, summary_head, trainer_config)
 from .rewards import ConstraintShare, JudgeScore, LengthCost, encode_constraints
 
 SUMMARY_FILE = "selfinstruct-grpo.json"
@@ -127,8 +126,7 @@ def run_grpo(cfg: GrpoConfig, data: str | Path, out_dir: str | Path, *, eval_dat
     kind = save_trained(trainer, cfg.lora, out_dir, info["model_path"])
     history = [h for h in trainer.state.log_history if "rewards/constraints/mean" in h]
     summary = {
-        "selfinstruct": __version__, "kind": kind, "base_model": cfg.model, "base_model_path": info["model_path"],
-        "train_file": str(files.train), "eval_file": str(files.eval) if files.eval else None,
+        **summary_head(cfg, info, files, kind),
         "train_prompts": info["train_prompts"], "eval_prompts": info["eval_prompts"],
         "prompts_too_long": info["prompts_too_long"], "rewards": info["rewards"],
         "train_reward_first": history[0]["rewards/constraints/mean"] if history else None,

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
 from ..io.errors import UserError
 from ..io.jsonl import atomic_write_json
 from ..io.settings import to_dict
@@ -163,6 +164,13 @@ def finish_output(trainer, out_dir: Path, summary: dict[str, Any], summary_file:
         if not keep_checkpoints:
             shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
     trainer.accelerator.wait_for_everyone()
+
+
+def summary_head(cfg, info: dict[str, Any], files, kind: str) -> dict[str, Any]:
+    """The fields every trainer's summary starts with: version, what was saved, from what, on which files."""
+    return {"selfinstruct": __version__, "kind": kind,  # full | merged | adapter
+            "base_model": cfg.model, "base_model_path": info["model_path"],
+            "train_file": str(files.train), "eval_file": str(files.eval) if files.eval else None}
 
 
 def run_summary(trainer, cfg, info: dict[str, Any], last_ckpt: str | None, t0: float) -> dict[str, Any]:

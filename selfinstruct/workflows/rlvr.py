@@ -27,9 +27,12 @@ from ..io.formats import CONSTRAINT_PROMPTS_FILE
 from ..io.jsonl import atomic_write_json, atomic_write_jsonl, iter_jsonl
 from ..io.shards import read_stage_rows
 from ..train.config import DpoConfig, FinetuneConfig, GrpoConfig
+from ..train.dpo import SUMMARY_FILE as DPO_SUMMARY
 from ..train.dpo import run_dpo
 from ..train.finetune import run_finetune
+from ..train.grpo import SUMMARY_FILE as GRPO_SUMMARY
 from ..train.grpo import run_grpo
+from ..train.loading import SUMMARY_FILE as FINETUNE_SUMMARY
 from .ablate.command import PRIMARY
 
 SFT_FILE = "train.prompt_completion.jsonl"
@@ -38,8 +41,7 @@ COMPARE = (("verified", "plain"), ("grpo", "dpo"))
 RULE = ("decision rule (fixed before the run): verified SFT beats plain SFT on a suite only if the paired 95% "
         "interval of verified - plain lies above 0 on the suite's primary metric; GRPO beats DPO only if that "
         "of grpo - dpo does (" + ", ".join(f"{s}: {m}" for s, m in PRIMARY.items() if s != "reference") + ")")
-SUMMARY_FILES = {"verified": "selfinstruct-finetune.json", "plain": "selfinstruct-finetune.json",
-                 "dpo": "selfinstruct-dpo.json", "grpo": "selfinstruct-grpo.json"}
+SUMMARY_FILES = {"verified": FINETUNE_SUMMARY, "plain": FINETUNE_SUMMARY, "dpo": DPO_SUMMARY, "grpo": GRPO_SUMMARY}
 
 
 @dataclasses.dataclass

@@ -125,6 +125,7 @@ class Export(SinkStage):
         eval_ids = split_ids(ids, st.eval_fraction, self.ctx.cfg.seed)
         out = {split: {f: [] for f in formats} for split in ("train", "eval")}
         prompts: dict[str, list] = {"train": [], "eval": []}
+        with_prompts = CONSTRAINT_PROMPTS in st.formats
         for r in inputs.records():
             if unverified(r):
                 counts.add("constrained_unverified")
@@ -133,11 +134,11 @@ class Export(SinkStage):
             for ex in to_formats(r, st.system_prompt):
                 for f in formats:
                     out[split][f].append(ex[f])
-            row = to_constraint_prompt(r, st.system_prompt)
+            row = to_constraint_prompt(r, st.system_prompt) if with_prompts else None
             if row is not None:
                 prompts[split].append(row)
         files = []
-        if CONSTRAINT_PROMPTS in st.formats:  # no Parquet copy: each type's kwargs have keys of their own
+        if with_prompts:  # no Parquet copy: each type's kwargs have keys of their own
             for split, items in prompts.items():
                 name = CONSTRAINT_PROMPTS_FILE.format(split=split)
                 atomic_write_jsonl(store.dir / name, items)
