@@ -6,7 +6,7 @@ RUN     ?= runs/default
 ARGS    ?=
 PYTEST_ARGS ?=
 
-.PHONY: help install prepare-model generate alpaca test test-fast test-slow test-engine test-unit finetune evaluate ablate dpo grpo rlvr stats bench bench-dedup bench-generate bench-ray bench-ifbench clean
+.PHONY: help install prepare-model generate alpaca test test-fast test-slow test-engine test-unit finetune evaluate ablate dpo grpo rlvr knowledge documents stats bench bench-dedup bench-generate bench-ray bench-ifbench clean
 
 help:
 	@echo "make generate   install, prepare the embedded model, run $(CONFIG) -> $(RUN)"
@@ -16,6 +16,8 @@ help:
 	@echo "make finetune   fine-tune the embedded model on $(RUN)/export -> $(RUN)/finetuned"
 	@echo "make grpo       verified data (pipelines/verified.yaml) -> SFT -> GRPO on the constraint checkers"
 	@echo "make rlvr       plain SFT vs verified SFT, + DPO, + GRPO on $(VERIFIED), evaluated under a stated rule"
+	@echo "make documents  instruction data from your documents: make documents DOCS=DIR -> runs/docs"
+	@echo "make knowledge  raw text vs grounded instructions vs both (+ general $(RUN)): knowledge, IFBench, pairwise"
 	@echo "make dpo        preference pairs from $(RUN) answered by $(RUN)/finetuned, then DPO -> $(RUN)/dpo"
 	@echo "make evaluate   base vs fine-tuned answers on the held-out split (SUITES=\"ifbench constraints pairwise reference\")"
 	@echo "make ablate     one model per selection of $(RUN) (judge, longest, random, all), compared (CPU: a smoke)"
@@ -85,6 +87,19 @@ rlvr: prepare-model
 	$(BIN)/selfinstruct generate -c pipelines/verified.yaml -o $(VERIFIED)
 	$(BIN)/selfinstruct rlvr -d $(VERIFIED) -o $(VERIFIED)/rlvr --finetune-config pipelines/finetune.yaml \
 	  --dpo-config pipelines/dpo.yaml --grpo-config pipelines/grpo.yaml --limit $(LIMIT) -q $(ARGS)
+
+# instruction data grounded in your own documents (pipelines/documents.yaml): make documents DOCS=path/to/docs
+DOCS ?= docs
+documents: prepare-model
+	$(BIN)/selfinstruct generate -c pipelines/documents.yaml -o runs/docs --set documents.path=$(DOCS) $(ARGS)
+
+# the seed's claim: raw domain text vs grounded instructions vs both (+ general), on the standard library's
+# docstrings, against closed-book questions, IFBench and the pairwise judge (README, "Your documents"; needs
+# `make generate` for $(RUN)); LIMIT=0 for all 294 IFBench prompts (a GPU run)
+KNOWLEDGE ?= runs/knowledge
+knowledge: prepare-model
+	$(BIN)/selfinstruct knowledge -o $(KNOWLEDGE) --general $(RUN) --finetune-config pipelines/finetune.yaml \
+	  --limit $(LIMIT) -q $(ARGS)
 
 SUITES ?= reference
 evaluate: prepare-model

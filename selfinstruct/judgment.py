@@ -18,7 +18,7 @@ import re
 FIRST_LINE, LAST_LINE, CHOICE = "first_line", "last_line", "choice"
 # The built-in rubrics' scales (lowest, highest score): the judge stage's prompts (generate/prompts.py) and the
 # reports that bin a run's scores (report/judge.py) both read them here.
-SCALES = {"alpagasus": (1, 5), "additive": (0, 5)}
+SCALES = {"alpagasus": (1, 5), "additive": (0, 5), "groundedness": (1, 5)}
 
 NUMBER_WORDS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten".split())}
 _NUM = r"(\d+(?:\.\d+)?|" + "|".join(NUMBER_WORDS) + r")"

@@ -316,3 +316,29 @@ def test_verify_asks_k_seeded_requests_that_answer_as_one_n_request(engine):
     answers = [c.text for c in sorted(one.outputs, key=lambda c: c.index)]
     assert [c.text for c in seeded] == answers
     assert len(set(answers)) > 1  # sampled: K different answers, not one answer K times
+
+
+def test_documents_pipeline_on_the_real_engine(engine, tmp_path):
+    """pipelines/documents.yaml as shipped, on two small documents: chunks counted with the model's own
+    tokenizer stay under the budget, and every exported answer passed the faithfulness check."""
+    from transformers import AutoTokenizer
+
+    from selfinstruct.documents import support
+    from selfinstruct.models import prepare_embedded_model
+
+    from .documents_fixtures import write_documents
+
+    docs = write_documents(tmp_path / "docs", bad=False)
+    cfg = load_config(ROOT / "pipelines" / "documents.yaml", sets=[
+        f"documents.path={docs}/*.md", "documents.max_tokens=48", "grounded.per_chunk=2",
+        "grounded.sampling.max_tokens=32", "answer.sampling.max_tokens=48"])
+    run_pipeline(cfg, tmp_path / "run", quiet=True, backend=engine)
+    tok = AutoTokenizer.from_pretrained(str(prepare_embedded_model()))
+    chunks = stage_rows(tmp_path / "run", "documents")
+    assert len(chunks) == 3
+    for c in chunks:
+        assert c["chunk"]["tokens"] == len(tok(c["chunk"]["text"], add_special_tokens=False)["input_ids"]) <= 48
+    kept = stage_rows(tmp_path / "run", "faithfulness")
+    for r in kept:
+        assert support(r["instances"][0]["output"], r["grounding"]["text"]).passes(cfg.faithfulness.min_words)
+    assert (tmp_path / "run" / "export" / "README.md").is_file()

@@ -14,6 +14,7 @@ from .conftest import ROOT
 LAYERS: list[tuple[str, list[str]]] = [
     ("foundation", ["selfinstruct", "selfinstruct.io", "selfinstruct.entry_points", "selfinstruct.fence",
                     "selfinstruct.judgment", "selfinstruct.models", "selfinstruct.provenance"]),
+    ("documents", ["selfinstruct.documents"]),
     ("constraints", ["selfinstruct.constraints"]),
     ("engines", ["selfinstruct.backends", "selfinstruct.dedup"]),
     ("run", ["selfinstruct.run"]),

@@ -52,8 +52,8 @@ def test_answer_statistics_and_verdicts():
     summary = {"suites": {"ifbench": {"differences": {"verified - plain": {"prompt_strict": iv(0.1, 0.02, 0.18)},
                                                       "grpo - dpo": {"prompt_strict": iv(0.05, -0.03, 0.13)}}}}}
     v = verdicts(summary)["ifbench"]
-    assert v["verified vs plain"].startswith("verified beats plain: +10.0 [+2.0, +18.0]")
-    assert v["grpo vs dpo"].startswith("grpo does not beat dpo") and "tell from 0: 8.0 points" in v["grpo vs dpo"]
+    assert v["verified vs plain"].startswith("verified beats plain: shown (verified - plain +10.0 [+2.0, +18.0]")
+    assert v["grpo vs dpo"].startswith("grpo beats dpo: not shown") and "tell from 0: 8.0 points" in v["grpo vs dpo"]
 
 
 @pytest.mark.slow  # trains four tiny models and evaluates five

@@ -106,6 +106,9 @@ def answer(r: Request) -> str:
         judged = _judge(rng, r, text)
         if judged is not None:
             return judged
+        grounded = _grounded(rng, text)
+        if grounded is not None:
+            return grounded
         if "Instruction:" in text:
             return "1. Instruction:" + _alpaca(rng, 1)
         tasks = [t.split(": ", 1)[1] if t.startswith("Task ") else t for t in _task_list(rng, text, 1)]
@@ -138,6 +141,36 @@ def answer(r: Request) -> str:
             out.append((f"Example {i + 1}\n" if x > 0.5 else "") + f"Input: {inp or '<noinput>'}\nOutput: {res}\n")
         return "".join(out)
     return ""
+
+
+_SOURCE = re.compile(r"\[Source text\]\n(.*?)\n\[End of source text\]", re.DOTALL)
+
+
+def _grounded(rng: random.Random, text: str) -> str | None:
+    """The grounded stages' prompts (generate/prompts.py): an instruction made of the source's words
+    (sometimes empty, or leaning on "the passage"), or an answer: mostly a sentence of the source
+    (supported), sometimes words the source does not have (unsupported), sometimes nothing."""
+    m = _SOURCE.search(text)
+    if m is None:
+        return None
+    source = m.group(1)
+    words = [w for w in re.findall(r"[A-Za-z]{4,}", source)] or ["thing"]
+    if "[Instruction]" in text:
+        x = rng.random()
+        if x < 0.05:
+            return ""
+        if x < 0.25:
+            return _sentence(rng, 6)
+        sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", source) if len(s.split()) >= 3]
+        return rng.choice(sentences) if sentences else " ".join(words[:8])
+    x = rng.random()
+    if x < 0.05:
+        return ""
+    if x < 0.2:
+        return "Summarise the passage."
+    a, b = rng.sample(words, 2) if len(words) > 1 else (words[0], words[0])
+    return rng.choice(["Question: What does the {} say about {}?", "Explain how {} relates to {}.",
+                       "List the facts about {} and {}.", "**Instruction:** Why is {} important for {}?"]).format(a, b)
 
 
 def _alpaca(rng: random.Random, first: int) -> str:

@@ -11,7 +11,7 @@ from ..io.errors import UserError, user_errors
 from ..generate.config import pipeline_flags
 from ..io.settings import click_options, given
 from .common import echo_err, stack
-from .training import FINETUNE_OPTIONS, dpo, finetune, grpo, rlvr
+from .training import FINETUNE_OPTIONS, dpo, finetune, grpo, knowledge, rlvr
 
 # Options derived from the config dataclasses (one declaration per setting): the flagged pipeline
 # settings of `generate`, and every setting of `finetune`.
@@ -96,11 +96,11 @@ def _eval_options(default_suites: str):
     """The options `evaluate` and `ablate` share (declared once)."""
     return stack(
         click.option("--suite", "suites", multiple=True,
-                     type=click.Choice(["ifbench", "constraints", "pairwise", "reference"]),
+                     type=click.Choice(["ifbench", "constraints", "pairwise", "reference", "knowledge"]),
                      help=f"Suite(s) to run (repeatable; default {default_suites}): ifbench (294 IFBench prompts, "
                           "offline checkers), constraints (IFEval-style constraints on the held-out instructions), "
                           "pairwise (a judge compares answers, both orders), reference (ROUGE-L and eval loss vs the "
-                          "held-out answers)."),
+                          "held-out answers), knowledge (closed-book questions with reference spans: --questions)."),
         click.option("--judge", default=None, help="Judge model for --suite pairwise (default: the base model)."),
         click.option("--judge-url", "judge_urls", multiple=True,
                      help="OpenAI-compatible server(s) serving --judge (e.g. http://host:8000/v1); default: "
@@ -121,6 +121,9 @@ def _eval_options(default_suites: str):
 @click.option("--data", "data", type=click.Path(path_type=Path), default=None,
               help="Held-out data for constraints/pairwise/reference: run dir / export dir (its eval split) or a "
                    "JSONL/JSON file.")
+@click.option("--questions", type=click.Path(path_type=Path), default=None,
+              help="Closed-book questions for --suite knowledge: JSONL of id, question, answers (reference spans), "
+                   "e.g. benchmarks/stdlib_docs/questions.jsonl.")
 @click.option("-o", "--out", "out_path", type=click.Path(path_type=Path), default=None,
               help="Side-by-side JSONL (default TUNED/evaluation.jsonl); other suites, the summary and the HTML "
                    "report go next to it.")
@@ -130,8 +133,8 @@ def _eval_options(default_suites: str):
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap and of `constraints`.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @user_errors
-def evaluate(suites, base, tuned, models, judge, judge_urls, data, out_path, max_new_tokens, limit, engine, no_loss, max_length,
-             batch_size, seed, quiet):
+def evaluate(suites, base, tuned, models, judge, judge_urls, data, questions, out_path, max_new_tokens, limit, engine,
+             no_loss, max_length, batch_size, seed, quiet):
     """Compare the base, the tuned (and any --model) on evaluation suites, greedy decoding, one engine at a
     time: metrics with 95% paired-bootstrap intervals, differences against the base, side-by-side JSONL,
     a summary JSON and an HTML report."""
@@ -142,7 +145,8 @@ def evaluate(suites, base, tuned, models, judge, judge_urls, data, out_path, max
     refuse_url_credentials(judge_urls, "--judge-url")
     summary = run_evaluate(base, tuned, data, out_path, suites=suites or ("reference",), models=models, judge=judge,
                            judge_urls=judge_urls,
-                           max_new_tokens=max_new_tokens, limit=limit, engine=engine, loss=not no_loss,
+                           questions=questions, max_new_tokens=max_new_tokens, limit=limit, engine=engine,
+                           loss=not no_loss,
                            max_length=max_length, batch_size=batch_size, seed=seed, quiet=quiet, log=echo_err)
     click.echo(format_table(summary))
 
@@ -291,5 +295,5 @@ def list_constraints(as_json):
     rows = constraint_rows()
     click.echo(json.dumps(rows, indent=2, ensure_ascii=False) if as_json else format_rows(rows), nl=as_json)
 
-for _command in (finetune, dpo, grpo, rlvr):
+for _command in (finetune, dpo, grpo, rlvr, knowledge):
     main.add_command(_command)

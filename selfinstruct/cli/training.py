@@ -1,5 +1,6 @@
 """The training commands: `finetune`, `dpo`, `grpo` (each a trainer of train/, its settings derived from
-its config dataclass), and `rlvr`, the experiment that compares them. Registered on the `selfinstruct`
+its config dataclass), and the experiments: `rlvr` (which training on verified prompts helps) and
+`knowledge` (raw domain text vs instructions). Registered on the `selfinstruct`
 group by cli/__init__.py."""
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ DPO_OPTIONS = options_of(DpoConfig)
 GRPO_OPTIONS = options_of(GrpoConfig)
 
 
-def trainer_options(section: str, settings, *, data: str, eval_data: str, no_eval: str, set_example: str):
+def trainer_options(section: str, settings, *, data: str, eval_data: str, no_eval: str, set_example: str,
+                    data_required: bool = True):
     """The options of a training command (`finetune`, `dpo`, `grpo`): its config section's YAML, data, output, the
     settings derived from its config dataclass, resume and overwrite."""
     return stack(
         click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), default=None,
                      help=f"YAML with a `{section}:` section (see pipelines/{section}.yaml). Default: built-in defaults."),
-        click.option("-d", "--data", "data", required=True, type=click.Path(path_type=Path), help=data),
+        click.option("-d", "--data", "data", required=data_required, type=click.Path(path_type=Path), help=data),
         click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path),
                      help="Output model folder (checkpoints go to OUT/checkpoints/)."),
         click.option("--eval-data", type=click.Path(path_type=Path), default=None, help=eval_data),
@@ -42,7 +44,9 @@ def trainer_options(section: str, settings, *, data: str, eval_data: str, no_eva
 @click.command()
 @trainer_options("finetune", FINETUNE_OPTIONS,
                  data="Run dir (runs/x: uses runs/x/export/), export dir, or one file: prompt-completion or "
-                      "messages JSONL, or Alpaca JSON. A train.* file brings its eval.* sibling as the eval split.",
+                      "messages JSONL, or Alpaca JSON. A train.* file brings its eval.* sibling as the eval split. "
+                      "Or leave it out and give a mixture in the config (`finetune.data`).",
+                 data_required=False,
                  eval_data="Eval split file (overrides DATA's).", no_eval="Skip the eval split.",
                  set_example="--set lr_scheduler=cosine --set lora.target_modules=[q_proj,v_proj] "
                              "--set sft_args.optim=adamw_torch")
@@ -79,7 +83,9 @@ def run_trainer(run, fmt, cfg, data, out_dir, **kw) -> None:
 @click.command()
 @trainer_options("dpo", DPO_OPTIONS,
                  data="Preference run dir (uses RUN/export/train.preference.jsonl and eval.preference.jsonl), its "
-                      "export dir, or one preference JSONL file (a train.* file brings its eval.* sibling).",
+                      "export dir, or one preference JSONL file (a train.* file brings its eval.* sibling). Or "
+                      "leave it out and give a mixture of preference runs in the config (`dpo.data`).",
+                 data_required=False,
                  eval_data="Eval pairs file (overrides DATA's).", no_eval="Skip the held-out pairs.",
                  set_example="--set beta=0.05 --set dpo_args.optim=adamw_torch")
 @click.option("--iterations", type=click.IntRange(min=1), default=1, show_default=True,
@@ -98,6 +104,8 @@ def dpo(config_path, data, out_dir, eval_data, no_eval, sets, resume, overwrite,
     cfg = load_dpo_config(config_path, given(DPO_OPTIONS, settings), sets=sets)
     if iterations > 1:
         from ..workflows.iterate import format_iterations, run_iterations
+        if data is None:
+            raise UserError("--iterations needs -d DATA: the preference run whose pipeline makes each next round's pairs")
         if resume or overwrite or eval_data:
             raise UserError("--iterations resumes by itself and takes each iteration's own eval pairs: leave out "
                             "--resume, --overwrite and --eval-data (delete OUT to start over)")
@@ -184,3 +192,48 @@ def rlvr(run_dir, out_dir, finetune_config, dpo_config, grpo_config, sft_steps, 
                       limit=limit or None, engine=engine, judge=judge, judge_urls=tuple(judge_urls), quiet=quiet,
                       log=echo_err)
     click.echo(format_rlvr(result))
+
+
+@click.command()
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Experiment folder: the documents, their run, each model, the evaluation, knowledge.json.")
+@click.option("--general", type=click.Path(path_type=Path), default=Path("runs/default"), show_default=True,
+              help="A general Self-Instruct run (make generate): the general instructions of the last mixture and "
+                   "the pairwise judge's held-out instructions.")
+@click.option("--docs", type=click.Path(path_type=Path), default=None,
+              help="Your documents (folder, glob or file) instead of the standard library's docstrings; give "
+                   "--questions about them too.")
+@click.option("--questions", type=click.Path(path_type=Path), default=None,
+              help="Closed-book questions with reference spans (default: benchmarks/stdlib_docs/questions.jsonl).")
+@click.option("--documents-config", type=click.Path(path_type=Path), default=Path("pipelines/documents.yaml"),
+              show_default=True, help="The documents pipeline.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="A setting of the documents pipeline.")
+@click.option("--finetune-config", type=click.Path(path_type=Path), default=None,
+              help="YAML with a `finetune:` section: the settings all four fine-tunes share.")
+@click.option("--max-steps", type=click.IntRange(min=1), default=40, show_default=True,
+              help="Optimizer steps of each fine-tune (the same for all four).")
+@click.option("--limit", type=int, default=100, show_default=True, help="IFBench's first N prompts (0: all 294).")
+@click.option("--judge", default=None, help="Judge model for pairwise (default: the base model).")
+@click.option("--judge-url", "judge_urls", multiple=True, help="OpenAI-compatible server(s) serving --judge.")
+@click.option("--engine", type=click.Choice(["auto", "vllm", "transformers"]), default="auto", show_default=True)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars; library output to OUT/knowledge.log.")
+@user_errors
+def knowledge(out_dir, general, docs, questions, documents_config, sets, finetune_config, max_steps, limit, judge,
+              judge_urls, engine, quiet):
+    """The seed's claim, measured: a model tuned on raw domain text gains knowledge but may lose instruction
+    following; instruction-formatted examples keep it. Trains text only, grounded instructions only, both,
+    and both + general instructions (the same steps), and compares them with the base on closed-book
+    questions about the documents, IFBench and the pairwise judge. The rule is printed first."""
+    import dataclasses
+
+    from ..train.config import load_finetune_config
+    from ..workflows.knowledge import DEFAULT_QUESTIONS, Plan, format_knowledge, run_knowledge
+
+    if docs is not None and questions is None:
+        raise UserError("--docs needs --questions: closed-book questions about those documents")
+    plan = Plan(general=general, documents_config=documents_config, docs=docs, questions=questions or DEFAULT_QUESTIONS,
+                finetune=dataclasses.replace(load_finetune_config(finetune_config), max_steps=max_steps),
+                documents_sets=tuple(sets))
+    result = run_knowledge(plan, out_dir, limit=limit or None, engine=engine, judge=judge, judge_urls=tuple(judge_urls),
+                           quiet=quiet, log=echo_err)
+    click.echo(format_knowledge(result))

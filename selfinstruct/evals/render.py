@@ -11,7 +11,8 @@ from typing import Any
 
 from ..io.jsonl import atomic_write_text
 
-NAMES = {"rouge_l": "ROUGE-L", "win_rate": "win rate (ties half)"}
+NAMES = {"rouge_l": "ROUGE-L", "win_rate": "win rate (ties half)", "contains": "answer contains a reference span",
+         "f1": "token F1 vs the reference"}
 
 
 def _iv(d: dict[str, Any] | None, pct: bool = True) -> str:

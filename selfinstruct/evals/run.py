@@ -55,7 +55,8 @@ def run_evaluate(base: str | None, tuned: str, data: str | Path | None, out: str
                  suites: tuple[str, ...] = ("reference",), models: tuple[str, ...] = (), judge: str | None = None,
                  judge_urls: tuple[str, ...] = (), labels: tuple[str, ...] | None = None,
                  compare: tuple[tuple[str, str], ...] = (),
-                 max_new_tokens: int | None = None, limit: int | None = None, engine: str = "auto",
+                 max_new_tokens: int | None = None, limit: int | None = None,
+                 limits: dict[str, int | None] | None = None, questions: str | Path | None = None, engine: str = "auto",
                  loss: bool = True, max_length: int = 1024, batch_size: int = 8, seed: int = 0,
                  resamples: int = 2000, quiet: bool = False, log: Callable[[str], Any] = print) -> dict[str, Any]:
     if engine not in ENGINES:
@@ -77,7 +78,8 @@ def run_evaluate(base: str | None, tuned: str, data: str | Path | None, out: str
     names = {"base": base, **dict(zip(labels, (tuned, *models)))}
     paths = {label: resolve_any_model(n) for label, n in names.items()}
     opts = Options(data=Path(data) if data is not None else None, limit=limit, seed=seed, resamples=resamples,
-                   compare=compare)
+                   compare=compare, limits=dict(limits or {}),
+                   questions=Path(questions) if questions is not None else None)
     chosen = [SUITES[s]() for s in dict.fromkeys(suites)]
     items: dict[str, list[Item]] = {s.name: s.items(opts) for s in chosen}
     out = Path(out) if out is not None else (Path(tuned) / "evaluation.jsonl" if Path(tuned).is_dir()

@@ -24,11 +24,16 @@ IF_METRICS = ("prompt_strict", "prompt_loose", "instruction_strict", "instructio
 @dataclass
 class Options:
     data: Path | None = None  # a run / export dir / file with the held-out split (constraints, pairwise, reference)
+    questions: Path | None = None  # closed-book questions with reference spans (knowledge)
     limit: int | None = None
     seed: int = 0
     resamples: int = 2000
     # differences asked for besides every model vs the first (base): (a, b) reads "a - b"
     compare: tuple[tuple[str, str], ...] = ()
+    limits: dict[str, int | None] = field(default_factory=dict)  # a suite's own limit, over `limit`
+
+    def limit_for(self, suite: str) -> int | None:
+        return self.limits.get(suite, self.limit)
 
     def comparisons(self, labels: list[str]) -> list[tuple[str, str]]:
         """(a, b) pairs for the paired differences a - b: each model against the first, then `compare`."""
@@ -57,7 +62,7 @@ class SuiteResult:
         return {"metrics": ivs(self.metrics), "differences": ivs(self.differences), "notes": self.notes}
 
 
-def held_out(opts: Options) -> list[dict[str, Any]]:
+def held_out(opts: Options, suite: str) -> list[dict[str, Any]]:
     """The held-out (eval) split as prompt-completion rows."""
     if opts.data is None:
         raise UserError("--data is required for this suite (a run directory, its export, or an eval file)")
@@ -65,7 +70,8 @@ def held_out(opts: Options) -> list[dict[str, Any]]:
     rows = load_examples(path)
     if not rows:
         raise UserError("no eval examples (the file is empty)", path=path)
-    return rows[: opts.limit] if opts.limit else rows
+    limit = opts.limit_for(suite)
+    return rows[:limit] if limit else rows
 
 
 def user_text(prompt: list[dict]) -> str:
@@ -120,7 +126,8 @@ class IFBenchSuite(VerifiableSuite):
     name, max_new_tokens, registry = "ifbench", 384, "ifbench"
 
     def items(self, opts):
-        rows = load_ifbench()[: opts.limit] if opts.limit else load_ifbench()
+        limit = opts.limit_for(self.name)
+        rows = load_ifbench()[:limit] if limit else load_ifbench()
         return [Item(str(r["key"]), [{"role": "user", "content": r["prompt"]}], r) for r in rows]
 
 
@@ -129,7 +136,7 @@ class ConstraintsSuite(VerifiableSuite):
     name, max_new_tokens, registry = "constraints", 384, "ifeval"
 
     def items(self, opts):
-        ex = held_out(opts)
+        ex = held_out(opts, self.name)
         seen: dict[str, int] = {}
         texts, ids = [], []
         for r in ex:  # one prompt per instruction (an instruction has several instances in the split)
@@ -147,7 +154,7 @@ class PairwiseSuite(Suite):
     name, max_new_tokens, judged = "pairwise", 256, True
 
     def items(self, opts):
-        return [Item(str(r["id"]), r["prompt"], {"instruction": user_text(r["prompt"])}) for r in held_out(opts)]
+        return [Item(str(r["id"]), r["prompt"], {"instruction": user_text(r["prompt"])}) for r in held_out(opts, self.name)]
 
     @staticmethod
     def judge_prompts(items: list[Item], answers: dict[str, list[Answer]]) -> list[list[dict]]:
@@ -190,7 +197,7 @@ class ReferenceSuite(Suite):
 
     def items(self, opts):
         return [Item(str(r["id"]), r["prompt"], {"reference": r["completion"][-1]["content"], "row": r})
-                for r in held_out(opts)]
+                for r in held_out(opts, self.name)]
 
     def score(self, items, answers, opts, verdicts=None) -> SuiteResult:
         from ..train.evaluate import rouge_l
@@ -207,4 +214,37 @@ class ReferenceSuite(Suite):
         return SuiteResult(self.name, metrics, diffs, {"cut_off_share": _cut_off(answers)}, rows)
 
 
-SUITES: dict[str, type[Suite]] = {s.name: s for s in (IFBenchSuite, ConstraintsSuite, PairwiseSuite, ReferenceSuite)}
+class KnowledgeSuite(Suite):
+    """Closed-book questions about a document set, scored against reference spans (evals/knowledge.py)."""
+    name, max_new_tokens = "knowledge", 64
+    METRICS = ("contains", "f1")
+
+    def items(self, opts):
+        from .knowledge import load_questions
+        if opts.questions is None:
+            raise UserError("--questions FILE is required for --suite knowledge (JSONL: id, question, answers)")
+        rows = load_questions(opts.questions)
+        limit = opts.limit_for(self.name)
+        rows = rows[:limit] if limit else rows
+        return [Item(r["id"], [{"role": "user", "content": r["question"]}], r) for r in rows]
+
+    def score(self, items, answers, opts, verdicts=None) -> SuiteResult:
+        from .knowledge import contains, token_f1
+        labels = list(answers)
+        fns = {"contains": contains, "f1": token_f1}
+        scores = {m: {k: np.array([f(answers[m][i].text, it.row["answers"]) for i, it in enumerate(items)])
+                      for k, f in fns.items()} for m in labels}
+        metrics = {m: {k: bootstrap_ci(v, n_resamples=opts.resamples, seed=opts.seed) for k, v in scores[m].items()}
+                   for m in labels}
+        diffs = {f"{a} - {b}": {k: paired_diff_ci(scores[b][k], scores[a][k], n_resamples=opts.resamples,
+                                                  seed=opts.seed) for k in fns}
+                 for a, b in opts.comparisons(labels)}
+        rows = [{"id": it.key, "question": it.row["question"], "answers": it.row["answers"],
+                 **{m: answers[m][i].text for m in labels},
+                 **{f"{m}_{k}": float(scores[m][k][i]) for m in labels for k in fns}} for i, it in enumerate(items)]
+        return SuiteResult(self.name, metrics, diffs, {"cut_off_share": _cut_off(answers),
+                                                       "max_new_tokens": self.max_new_tokens}, rows)
+
+
+SUITES: dict[str, type[Suite]] = {s.name: s for s in (IFBenchSuite, ConstraintsSuite, PairwiseSuite, ReferenceSuite,
+                                                      KnowledgeSuite)}

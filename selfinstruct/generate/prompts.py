@@ -151,8 +151,26 @@ After examining the user's instruction and the response:
 
 Remember to assess from the AI Assistant perspective. To evaluate the response in alignment with this additive scoring model, we'll systematically attribute points based on the outlined criteria."""
 
+# Groundedness (for answers written from a user's documents: the `grounded` stages): is every claim of
+# the response in its source text? {input} is the source text (the record's chunk).
+GROUNDEDNESS = """We would like to request your feedback on whether a response is supported by its source text.
+
+[Source text]
+{input}
+
+[Instruction]
+{instruction}
+
+[Response]
+{output}
+
+[End of response]
+
+Please rate how well the source text supports the response, on a scale of 1 to 5: 5 means every statement of the response is stated in the source text or follows directly from it; 3 means some statements are supported and others are not in the source text; 1 means the response is mostly not supported by the source text or contradicts it. Helpfulness and style do not count. Please first output a single line containing only the score. In the subsequent line, please provide a brief explanation of your evaluation."""
+
 RUBRICS = {"alpagasus": Rubric(*SCALES["alpagasus"], ALPAGASUS, FIRST_LINE),
-           "additive": Rubric(*SCALES["additive"], ADDITIVE, LAST_LINE)}
+           "additive": Rubric(*SCALES["additive"], ADDITIVE, LAST_LINE),
+           "groundedness": Rubric(*SCALES["groundedness"], GROUNDEDNESS, FIRST_LINE)}
 NO_INPUT = "(none)"
 PLACEHOLDER = re.compile(r"\{(instruction|input|output)\}")
 
@@ -166,3 +184,39 @@ def judge_prompt(template: str, instruction: str, input: str, output: str, tag: 
     values = {k: fenced(v, tag) for k, v in values.items()}
     body = PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
     return [{"role": "user", "content": f"{note(tag)}\n\n{body}"}]
+
+
+# ------------------------------------------------------------------------------ grounded generation
+# The task types a chunk of a user's document is turned into (grounded stage), each as what the
+# instruction asks for. Edit one: bump the grounded stage's template_version.
+GROUNDED_TASKS = {
+    "qa": "a question that the passage answers",
+    "summary": "a request to summarise what the passage says about its subject, for a reader who has not seen it",
+    "extraction": "a request to list specific facts, names, numbers, options or terms that the passage gives",
+    "rewrite": "a request to explain what the passage says to a given audience (a beginner, a manager, a child)",
+    "reasoning": "a question whose answer needs two or more facts of the passage put together",
+    "comparison": "a request to compare two things the passage describes",
+}
+SOURCE_OPEN, SOURCE_CLOSE = "[Source text]", "[End of source text]"
+BOOK_NOTE = {
+    "closed": "The user will not see the passage: the instruction must make sense on its own, so name the "
+              "subject instead of writing \"the passage\" or \"the text\".",
+    "open": "The user will give the passage together with the instruction, so the instruction may refer to "
+            "\"the text\".",
+}
+
+
+def grounded_instruction_prompt(chunk: str, headings: list[str], task: str, book: str) -> list[dict[str, str]]:
+    where = f"(from a document, section: {' > '.join(headings)})" if headings else "(from a document)"
+    return [{"role": "user", "content":
+             f"Here is a passage {where}.\n\n{SOURCE_OPEN}\n{chunk.strip()}\n{SOURCE_CLOSE}\n\n"
+             f"Write one instruction that a user could give an AI assistant about this passage: "
+             f"{GROUNDED_TASKS[task]}. {BOOK_NOTE[book]} Do not answer it. Reply with the instruction "
+             f"only, on one line."}]
+
+
+def grounded_answer_prompt(chunk: str, instruction: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content":
+             f"{SOURCE_OPEN}\n{chunk.strip()}\n{SOURCE_CLOSE}\n\n"
+             f"Using only the source text above, follow this instruction. Do not add facts the source text "
+             f"does not state.\n\n[Instruction]\n{instruction.strip()}"}]

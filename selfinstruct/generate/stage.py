@@ -55,6 +55,19 @@ class Records(Protocol):
     def num_rows(self) -> int: ...
 
 
+class SourceRecords:
+    """A source stage's own records where a stage store would be: what `run_batch_stage` reads."""
+
+    def __init__(self, records: list[Record]):
+        self._records = records
+
+    def num_rows(self) -> int:
+        return len(self._records)
+
+    def records(self) -> Iterator[Record]:
+        yield from self._records
+
+
 @dataclass
 class StageResult:
     rows: list[Record] = field(default_factory=list)

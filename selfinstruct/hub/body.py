@@ -162,8 +162,31 @@ def license_section(license: Any) -> list[str]:
             "(kept on re-export). The models' licenses above may restrict how the data can be used."]
 
 
+def private_warning(facts: RunFacts) -> list[str]:
+    d = facts.documents
+    if d is None or not d.private:
+        return []
+    return ["> **Made from private documents.** This data was generated from the files listed under *Source "
+            "documents* (`documents.private: true`): its instructions and answers repeat what they say. Publish it "
+            "only if you may publish those documents."]
+
+
+def documents(facts: RunFacts) -> list[str]:
+    d = facts.documents
+    if d is None:
+        return []
+    read = [f for f in d.files if f.rejected is None]
+    out = ["### Source documents", "",
+           f"{len(read)} file(s) read" + (f", {len(d.files) - len(read)} left out" if len(read) < len(d.files) else "")
+           + f" ({'private' if d.private else 'not marked private'}):", "",
+           "| file | sha256 | chunks |", "|---|---|---:|"]
+    out += [f"| {_code(f.path)} | {_code(f.sha256[:16]) if f.sha256 else ''} | "
+            f"{f.chunks if f.rejected is None else 'left out: ' + f.rejected} |" for f in d.files]
+    return out
+
+
 def render_body(facts: RunFacts, layout: DataLayout, license: Any) -> str:
     """The generated section; `license`: the card's license once merged (None: none stated)."""
-    parts = [loading(layout), provenance(facts), models(facts), stages(facts), judge(facts),
-             constraints(facts), decontamination(facts), license_section(license)]
+    parts = [private_warning(facts), loading(layout), provenance(facts), documents(facts), models(facts),
+             stages(facts), judge(facts), constraints(facts), decontamination(facts), license_section(license)]
     return "\n\n".join("\n".join(p) for p in parts if p)

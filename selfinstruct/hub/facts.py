@@ -56,6 +56,21 @@ class Decontamination:
 
 
 @dataclass
+class SourceDocument:
+    path: str  # relative to the folder the run read (`documents.path`)
+    sha256: str
+    chunks: int  # 0: not read (`rejected` says why)
+    rejected: str | None = None
+
+
+@dataclass
+class SourceDocuments:
+    """The user's documents a `documents` run read (its chunk rows and rejects)."""
+    private: bool
+    files: list[SourceDocument]
+
+
+@dataclass
 class RunFacts:
     name: str  # the run's name (its config's); a fixed one without run.json (the card names no local path)
     version: str  # of selfinstruct, which writes the card
@@ -72,6 +87,7 @@ class RunFacts:
     decontamination: Decontamination | None = None
     constraints: ConstraintSection | None = None  # the verify stage's pass rates per constraint type
     settings: dict[str, Any] = field(default_factory=dict)  # this stage's config section
+    documents: SourceDocuments | None = None  # a run made from the user's documents (the `documents` stage)
 
     def finished(self, counts: Counts) -> "RunFacts":
         """These facts with the card's own stage last, counted as it is about to record (its manifest is
@@ -125,6 +141,23 @@ def _decontamination(run: Run) -> Decontamination | None:
                            {reason: left_out.get(key, 0) for reason, key in COUNT_KEYS.items()})
 
 
+def _documents(run: Run) -> SourceDocuments | None:
+    """The files a `documents` stage read: each with its chunks (its rows), or the reason it gave none."""
+    stage = next((d for d in run.stages if d.name == "documents"), None)
+    if stage is None:
+        return None
+    files: dict[str, SourceDocument] = {}
+    for row in stage.rows():
+        c = row.get("chunk") or {}
+        f = files.setdefault(str(c.get("path")), SourceDocument(str(c.get("path")), str(c.get("sha256")), 0))
+        f.chunks += 1
+    for row in stage.rows(rejects=True):
+        path = str(row.get("path"))
+        files[path] = SourceDocument(path, "", 0, str(row.get("reason")))
+    private = (run.config.get("documents") or {}).get("private", True)
+    return SourceDocuments(bool(private), sorted(files.values(), key=lambda f: f.path))
+
+
 def run_facts(run: Run, stage: str, stage_hash: str) -> RunFacts:
     """The facts of `run` for the card that stage `stage` writes; `run.stages`: the stages before it, in run
     order (what the pipeline completed, or what `facts_of_run` read). Add the stage's own counts with
@@ -141,7 +174,7 @@ def run_facts(run: Run, stage: str, stage_hash: str) -> RunFacts:
         seed_sha256=seed_sha, config_sha256=stable_hash(cfg) if cfg else None, stage=stage, stage_hash=stage_hash,
         stages=sections, models=_models(run.info, [d.name for d in run.stages] + [stage]), judge=judge_section(run),
         decontamination=_decontamination(run), constraints=constraint_section(run),
-        settings=dict(cfg.get(stage) or {}))
+        settings=dict(cfg.get(stage) or {}), documents=_documents(run))
     if facts.judge is not None:
         judge_cfg = cfg.get("judge") or {}
         facts.judge_settings = {k: judge_cfg[k] for k in JUDGE_SETTINGS if k in judge_cfg}

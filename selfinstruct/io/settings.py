@@ -299,6 +299,8 @@ def options_of(cls: type, *, only_flagged: bool = False, prefix: str = "") -> li
             continue
         if typing.get_origin(base) is dict or (only_flagged and not f.metadata.get("flag")):
             continue
+        if typing.get_origin(base) is list and dataclasses.is_dataclass(typing.get_args(base)[0]):
+            continue  # a list of sections (finetune.data): YAML or --set only
         flag = f.metadata.get("flag") or "--" + key.replace(".", "-").replace("_", "-")
         out.append(Option(key, flag, base, f.metadata.get("help", ""), f.metadata.get("choices")))
     return out

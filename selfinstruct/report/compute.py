@@ -65,8 +65,10 @@ def stage_section(stage: StageDir, prev_out: int | None) -> StageSection:
         requests=counts["requests"], prompt_tokens=counts["prompt_tokens"],
         completion_tokens=counts["completion_tokens"], rejects_rows=stage.num_rows(rejects=True),
         generator=stage.generator)
-    if prev_out is not None and name != EXPORT_STAGE and not st.generator and prev_out != rows_in:
-        st.warning = f"{rows_in} in, but the stage before it has {prev_out} rows (stage not complete?)"
+    # a stage that makes several records of one (grounded: instructions from a chunk) counts its `inputs`
+    read = counts["inputs"] if "inputs" in counts.tallies else rows_in
+    if prev_out is not None and name != EXPORT_STAGE and not st.generator and prev_out != read:
+        st.warning = f"{read} in, but the stage before it has {prev_out} rows (stage not complete?)"
     if "instances" in counts.tallies:
         kept = counts["instances"]
         inst_dropped = 0 if name == INSTANCES_STAGE else counts.dropped("instance")
@@ -180,9 +182,12 @@ def compute_report(run_dir: Path, *, seeds: Path | None = None) -> Report:
         prev_out = stages[-1].rows_out
     notes: list[str] = []
 
-    # the generated instructions: the generator stage's kept rows (else the first stage with rows)
+    # the generated instructions: the generator stage's kept rows (else the first stage whose rows have
+    # instructions: a documents run's chunks have none yet)
     with_rows = [s for s in run.stages if s.parts]
-    gen = next((s for s in run.stages if s.generator), None) or next(iter(with_rows), None)
+    gen = next((s for s in run.stages if s.generator), None) or next(
+        (s for s in with_rows if next((r.get("instruction") for r in s.rows()), None)), None) or next(
+        iter(with_rows), None)
     gen_rows = list(gen.rows()) if gen else []
     gen_items = [(str(r.get("id", "")), r["instruction"]) for r in gen_rows if isinstance(r.get("instruction"), str)]
     instructions = [t for _, t in gen_items]

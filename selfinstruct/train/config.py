@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from ..io.settings import SEED_MAX, TOKENS_MAX, Err, load_settings, setting
 from .loading import is_adapter_dir
+from .mixture import MixtureSource
 from ..models import EMBEDDED_MODEL
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -87,12 +88,23 @@ class TrainerSettings:
 @dataclass
 class FinetuneConfig(TrainerSettings):
     packing: bool = setting(False, help="Pack several examples into each sequence.")
+    data: list[MixtureSource] | None = setting(None, help="A mixture instead of -d DATA (YAML or --set only): "
+                                                          "[{run: DIR, weight: 1.0}, {text: DOCS, weight: 0.3}]; "
+                                                          "see train/mixture.py")
+    mixture_size: int | None = setting(None, min=1, help="Training examples drawn from the mixture (default: "
+                                                         "the sum of its sources' train rows).")
+    text_eval_share: float = setting(0.05, min=0.0, max=0.5, help="Share of a text source's chunks held out for "
+                                                                  "its eval loss.")
     sft_args: dict[str, Any] = setting(factory=dict, help="Any other trl.SFTConfig field (YAML or --set only).")
     default_lr: ClassVar[tuple[float, float]] = (2e-5, 2e-4)
 
     def check(self, err: Err) -> None:
         check_model(self.model, err)
         check_trainer_args(self.sft_args, "sft_args", "SFTConfig", err)
+        if self.data is not None and not self.data:
+            err("data", "name at least one source, or leave data out and give -d DATA")
+        if self.data and self.packing:
+            err("packing", "a mixture is trained unpacked (its rows mix two losses)")
 
 
 def check_model(model: str, err: Err, *, adapters: bool = False) -> None:
@@ -139,6 +151,10 @@ class DpoConfig(TrainerSettings):
     batch_size: int = setting(4, min=1, help="Per-device train batch size (pairs).")
     max_length: int = setting(1024, min=8, max=TOKENS_MAX,
                               help="Max tokens per sequence (prompt + answer), cut at the end.")
+    data: list[MixtureSource] | None = setting(None, help="A mixture of preference runs instead of -d DATA (YAML or "
+                                                          "--set only): [{run: DIR, weight: 1.0}, ...]")
+    mixture_size: int | None = setting(None, min=1, help="Pairs drawn from the mixture (default: the sum of its "
+                                                         "sources' train pairs).")
     dpo_args: dict[str, Any] = setting(factory=dict, help="Any other trl.DPOConfig field (YAML or --set only).")
     default_lr: ClassVar[tuple[float, float]] = (1e-6, 2e-5)
 
@@ -151,6 +167,9 @@ class DpoConfig(TrainerSettings):
                               "or start from a merged SFT model (finetune --merge)")
         if not self.loss_type:
             err("loss_type", "name at least one loss (e.g. [sigmoid])")
+        for i, src in enumerate(self.data or []):
+            if src.text is not None:
+                err(f"data[{i}].text", "dpo mixes preference runs (run:); raw text has no pairs")
         check_trainer_args(self.dpo_args, "dpo_args", "DPOConfig", err)
 
 

@@ -24,19 +24,29 @@ from .config import DpoConfig
 from .loading import is_adapter_dir, quiet_libraries, resolve_any_model
 from .output import (finish_output, fmt_metric, format_summary_rows, load_policy, lora_config, make_output_dir,
                      prepare_output, run_summary, save_trained, summary_head, trainer_config)
+from ..io.jsonl import atomic_write_json
+from .mixture import MIXTURE_FILE, check_one_kind, load_pair_parts, mix
 from .pairs import PairFiles, load_pairs, resolve_pairs
 
 SUMMARY_FILE = "selfinstruct-dpo.json"
 EVAL_KEYS = {"loss": "eval_loss", "reward_accuracy": "eval_rewards/accuracies", "reward_margin": "eval_rewards/margins"}
 
 
-def build_dpo_trainer(cfg: DpoConfig, files: PairFiles, out_dir: str | Path, *, quiet: bool = False):
-    """Load pairs, policy, reference and tokenizer; return (trainer, info). Raises UserError on bad input."""
+def build_dpo_trainer(cfg: DpoConfig, files: PairFiles | None, out_dir: str | Path, *, quiet: bool = False,
+                      no_eval: bool = False):
+    """Load pairs (`files`, or None: the mixture `cfg.data`), policy, reference and tokenizer; return
+    (trainer, info). Raises UserError on bad input."""
     out_dir = Path(out_dir)
-    train_rows = load_pairs(files.train)
-    if not train_rows:
-        raise UserError("no preference pairs (the file is empty)", path=files.train)
-    eval_rows = load_pairs(files.eval) if files.eval is not None else []
+    mixture = None
+    if files is None:  # the mixture of cfg.data: pairs drawn by weight, every source's held-out pairs
+        parts = load_pair_parts(cfg.data, no_eval)
+        train_rows, mixture = mix(parts, cfg.mixture_size, cfg.seed)
+        eval_rows = [r for p in parts for r in p.eval]
+    else:
+        train_rows = load_pairs(files.train)
+        if not train_rows:
+            raise UserError("no preference pairs (the file is empty)", path=files.train)
+        eval_rows = load_pairs(files.eval) if files.eval is not None else []
 
     model_path = resolve_any_model(cfg.model)
     quiet_libraries()
@@ -64,7 +74,8 @@ def build_dpo_trainer(cfg: DpoConfig, files: PairFiles, out_dir: str | Path, *, 
     trainer = DPOTrainer(model=model, ref_model=ref_model, args=dpo_args, train_dataset=as_dataset(train_rows),
                          eval_dataset=eval_ds, processing_class=tok, peft_config=peft_config)
     info = {"model_path": model_path, "precision": precision, "model_dtype": str(dtype).replace("torch.", ""),
-            "train_pairs": len(train_rows), "eval_pairs": len(eval_rows), "device": "cuda" if cuda else "cpu"}
+            "train_pairs": len(train_rows), "eval_pairs": len(eval_rows), "device": "cuda" if cuda else "cpu",
+            "mixture": mixture}
     return trainer, info
 
 
@@ -79,11 +90,16 @@ def run_dpo(cfg: DpoConfig, data: str | Path, out_dir: str | Path, *, eval_data:
             log: Callable[[str], Any] = print) -> dict[str, Any]:
     """DPO of cfg.model on DATA's pairs, saved to out_dir. Returns the summary (also OUT/selfinstruct-dpo.json)."""
     out_dir = Path(out_dir)
-    files = resolve_pairs(data, eval_data, no_eval)
+    check_one_kind(data, cfg.data, "dpo")
+    files = resolve_pairs(data, eval_data, no_eval) if data is not None else None
     last_ckpt = prepare_output(out_dir, resume=resume, overwrite=overwrite, summary_file=SUMMARY_FILE)
     t0 = time.time()
-    trainer, info = build_dpo_trainer(cfg, files, out_dir, quiet=quiet)
+    trainer, info = build_dpo_trainer(cfg, files, out_dir, quiet=quiet, no_eval=no_eval)
     make_output_dir(out_dir)
+    if info["mixture"] is not None:
+        files = PairFiles(out_dir / MIXTURE_FILE, None)
+        if trainer.accelerator.is_main_process:
+            atomic_write_json(files.train, info["mixture"])
     if trainer.accelerator.is_main_process:
         log(f"DPO of {cfg.model} ({'LoRA' if cfg.lora.enabled else 'full'}, beta {cfg.beta}, {info['precision']}, "
             f"{info['device']}) on {info['train_pairs']} pairs from {files.train}"
@@ -100,7 +116,8 @@ def run_dpo(cfg: DpoConfig, data: str | Path, out_dir: str | Path, *, eval_data:
         "train_loss_first": train_losses[0] if train_losses else None,
         "train_loss_last": train_losses[-1] if train_losses else None,
         "train_loss_mean": float(result.training_loss) if result.training_loss is not None else None,
-        "eval_before": before, "eval_after": after, **run_summary(trainer, cfg, info, last_ckpt, t0),
+        "eval_before": before, "eval_after": after, **({"mixture": info["mixture"]} if info["mixture"] else {}),
+        **run_summary(trainer, cfg, info, last_ckpt, t0),
     }
     finish_output(trainer, out_dir, summary, SUMMARY_FILE, cfg.keep_checkpoints)
     return summary

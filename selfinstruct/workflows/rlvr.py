@@ -34,6 +34,7 @@ from ..train.grpo import SUMMARY_FILE as GRPO_SUMMARY
 from ..train.grpo import run_grpo
 from ..train.loading import SUMMARY_FILE as FINETUNE_SUMMARY
 from .ablate.command import PRIMARY
+from .verdicts import Claim, verdict
 
 SFT_FILE = "train.prompt_completion.jsonl"
 MODELS = ("verified", "plain", "dpo", "grpo")
@@ -93,21 +94,8 @@ def answer_stats(texts: list[str]) -> dict[str, float]:
 
 def verdicts(summary: dict[str, Any]) -> dict[str, dict[str, str]]:
     """Suite -> comparison -> the rule's verdict in words, with the smallest detectable difference."""
-    out: dict[str, dict[str, str]] = {}
-    for suite, res in summary["suites"].items():
-        metric = PRIMARY[suite]
-        out[suite] = {}
-        for a, b in COMPARE:
-            iv = res["differences"].get(f"{a} - {b}", {}).get(metric)
-            if not iv or iv.get("low") is None:
-                out[suite][f"{a} vs {b}"] = "no verdict (no interval)"
-                continue
-            wins = iv["low"] > 0
-            out[suite][f"{a} vs {b}"] = (
-                f"{a} {'beats' if wins else 'does not beat'} {b}: {100 * iv['estimate']:+.1f} "
-                f"[{100 * iv['low']:+.1f}, {100 * iv['high']:+.1f}] points on {metric}; the smallest difference "
-                f"this run could tell from 0: {100 * (iv['high'] - iv['low']) / 2:.1f} points")
-    return out
+    return {suite: {f"{a} vs {b}": verdict(summary, Claim(suite, a, b, +1, f"{a} beats {b}")) for a, b in COMPARE}
+            for suite in summary["suites"]}
 
 
 def run_rlvr(run_dir: Path, out: Path, settings: Settings, *, suites: tuple[str, ...] = ("ifbench", "constraints",

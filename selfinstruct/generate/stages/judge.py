@@ -35,7 +35,8 @@ SANITY = -1  # the instance index of the request that pairs a record's instructi
 class JudgeConfig(StageModel):
     rubric: str = setting("alpagasus", choices=tuple(RUBRICS),
                           help="alpagasus: accuracy and helpfulness on 1-5 (AlpaGasus); additive: the additive "
-                               "0-5 rubric of Self-Rewarding LMs")
+                               "0-5 rubric of Self-Rewarding LMs; groundedness: 1-5, is the answer supported by "
+                               "its source text (records of the grounded stages; `select` then drops the low ones)")
     template: str | None = setting(None, help="a rubric text of your own, with {instruction}, {input} and {output}; "
                                               "its answers are read on the scale of `rubric`, from its place "
                                               "(alpagasus: the first line; additive: a last 'Score: N' line)")
@@ -127,7 +128,9 @@ class Judge(BatchStage):
             inst = r.instances[0 if a.instance == SANITY else a.instance]
             output = partners[a.row].instances[0].output if a.instance == SANITY else inst.output
             key = "sanity" if a.instance == SANITY else a.instance
-            prompt = judge_prompt(self.template, r.instruction, inst.input, output, self.tag(r))
+            # groundedness is judged against the record's source text (a chunk of the user's documents)
+            source = (r.extra.get("grounding") or {}).get("text") if self.cfg.rubric == "groundedness" else None
+            prompt = judge_prompt(self.template, r.instruction, source or inst.input, output, self.tag(r))
             out.append(Request.from_sampling(prompt, self.cfg.sampling, choices=self.choices,
                                              seed=derive_seed(self.ctx.cfg.seed, self.name, r.id, key, a.sample)))
         return out

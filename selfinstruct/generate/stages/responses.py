@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from ...backends.base import Completion, Request
 from ...constraints import constraint_types
@@ -28,7 +27,7 @@ from ...train.data import load_examples, resolve_data
 from ..constrained import constrain_share
 from ..options import Sampling, StageModel, derive_seed
 from ..registry import register_stage
-from ..stage import BatchStage, StageResult
+from ..stage import BatchStage, SourceRecords, StageResult
 
 
 @dataclass
@@ -88,19 +87,6 @@ def source_records(cfg: ResponsesConfig, seed: int) -> list[Record]:
     if not out:
         raise UserError("no train examples to answer", path=path)
     return out
-
-
-class SourceRecords:
-    """The source's records where a stage store would be: what `run_batch_stage` reads."""
-
-    def __init__(self, records: list[Record]):
-        self._records = records
-
-    def num_rows(self) -> int:
-        return len(self._records)
-
-    def records(self) -> Iterator[Record]:
-        yield from self._records
 
 
 @register_stage
