@@ -6,7 +6,7 @@ RUN     ?= runs/default
 ARGS    ?=
 PYTEST_ARGS ?=
 
-.PHONY: help install prepare-model generate alpaca test test-fast test-slow test-engine test-unit finetune evaluate ablate dpo grpo rlvr knowledge documents stats bench bench-dedup bench-generate bench-ray bench-ifbench clean
+.PHONY: help install prepare-model generate alpaca test test-fast test-slow test-engine test-unit finetune evaluate ablate dpo grpo rlvr knowledge documents templates stats bench bench-dedup bench-generate bench-ray bench-ifbench clean
 
 help:
 	@echo "make generate   install, prepare the embedded model, run $(CONFIG) -> $(RUN)"
@@ -17,6 +17,7 @@ help:
 	@echo "make grpo       verified data (pipelines/verified.yaml) -> SFT -> GRPO on the constraint checkers"
 	@echo "make rlvr       plain SFT vs verified SFT, + DPO, + GRPO on $(VERIFIED), evaluated under a stated rule"
 	@echo "make documents  instruction data from your documents: make documents DOCS=DIR -> runs/docs"
+	@echo "make templates  FLAN-style instructions from a labelled dataset (TEMPLATES_DATA=FILE; default: a real one)"
 	@echo "make knowledge  raw text vs grounded instructions vs both (+ general $(RUN)): knowledge, IFBench, pairwise"
 	@echo "make dpo        preference pairs from $(RUN) answered by $(RUN)/finetuned, then DPO -> $(RUN)/dpo"
 	@echo "make evaluate   base vs fine-tuned answers on the held-out split (SUITES=\"ifbench constraints pairwise reference\")"
@@ -92,6 +93,14 @@ rlvr: prepare-model
 DOCS ?= docs
 documents: prepare-model
 	$(BIN)/selfinstruct generate -c pipelines/documents.yaml -o runs/docs --set documents.path=$(DOCS) $(ARGS)
+
+# FLAN-style instructions from a labelled dataset: a real one written offline (standard-library docstrings
+# by Library Reference chapter, selfinstruct/corpora/stdlib_topics.py), or TEMPLATES_DATA=FILE of your own
+TEMPLATES_DATA ?= runs/templates-data/topics.csv
+templates: install
+	@[ -f $(TEMPLATES_DATA) ] || $(BIN)/python -c "from pathlib import Path; from selfinstruct.corpora.stdlib_topics \
+	  import write_topics; print(write_topics(Path('$(TEMPLATES_DATA)')), 'rows -> $(TEMPLATES_DATA)')"
+	$(BIN)/selfinstruct generate -c pipelines/templates.yaml -o runs/templates --set templates.path=$(TEMPLATES_DATA) $(ARGS)
 
 # the seed's claim: raw domain text vs grounded instructions vs both (+ general), on the standard library's
 # docstrings, against closed-book questions, IFBench and the pairwise judge (README, "Your documents"; needs

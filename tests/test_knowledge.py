@@ -17,7 +17,7 @@ QUESTIONS = Path(__file__).resolve().parents[1] / "benchmarks" / "stdlib_docs" /
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    from selfinstruct.evals.stdlib_docs import write_corpus
+    from selfinstruct.corpora.stdlib_docs import write_corpus
     d = tmp_path_factory.mktemp("docs")
     write_corpus(d)
     return d

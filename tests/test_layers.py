@@ -12,8 +12,8 @@ from .conftest import ROOT
 # Bottom to top: (name, module prefixes). A prefix is a module and everything under it, except the top-level
 # package, which is only itself (its __init__). docs/ARCHITECTURE.md ("Layers") lists the same, in this order.
 LAYERS: list[tuple[str, list[str]]] = [
-    ("foundation", ["selfinstruct", "selfinstruct.io", "selfinstruct.entry_points", "selfinstruct.fence",
-                    "selfinstruct.judgment", "selfinstruct.models", "selfinstruct.provenance"]),
+    ("foundation", ["selfinstruct", "selfinstruct.io", "selfinstruct.corpora", "selfinstruct.entry_points",
+                    "selfinstruct.fence", "selfinstruct.judgment", "selfinstruct.models", "selfinstruct.provenance"]),
     ("documents", ["selfinstruct.documents"]),
     ("constraints", ["selfinstruct.constraints"]),
     ("engines", ["selfinstruct.backends", "selfinstruct.dedup"]),

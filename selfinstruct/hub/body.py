@@ -185,8 +185,16 @@ def documents(facts: RunFacts) -> list[str]:
     return out
 
 
+def datasets(facts: RunFacts) -> list[str]:
+    if not facts.datasets:
+        return []
+    return ["### Source datasets", "", "| dataset | used as | licence |", "|---|---|---|",
+            *[f"| {_code(d.file)} | {d.role} | {d.license} |" for d in facts.datasets], "",
+            "The licence of the data above binds what is made from it: check it before publishing."]
+
+
 def render_body(facts: RunFacts, layout: DataLayout, license: Any) -> str:
     """The generated section; `license`: the card's license once merged (None: none stated)."""
-    parts = [private_warning(facts), loading(layout), provenance(facts), documents(facts), models(facts),
+    parts = [private_warning(facts), loading(layout), provenance(facts), documents(facts), datasets(facts), models(facts),
              stages(facts), judge(facts), constraints(facts), decontamination(facts), license_section(license)]
     return "\n\n".join("\n".join(p) for p in parts if p)

@@ -70,6 +70,15 @@ class SourceDocuments:
     files: list[SourceDocument]
 
 
+@dataclass(frozen=True)
+class SourceDataset:
+    """A dataset the run's records were made from (a labelled file the templates stage read, a human
+    dataset given as seed tasks), with its licence."""
+    role: str  # what the run did with it
+    file: str  # its name (no local path)
+    license: str
+
+
 @dataclass
 class RunFacts:
     name: str  # the run's name (its config's); a fixed one without run.json (the card names no local path)
@@ -88,6 +97,7 @@ class RunFacts:
     constraints: ConstraintSection | None = None  # the verify stage's pass rates per constraint type
     settings: dict[str, Any] = field(default_factory=dict)  # this stage's config section
     documents: SourceDocuments | None = None  # a run made from the user's documents (the `documents` stage)
+    datasets: list[SourceDataset] = field(default_factory=list)
 
     def finished(self, counts: Counts) -> "RunFacts":
         """These facts with the card's own stage last, counted as it is about to record (its manifest is
@@ -158,6 +168,27 @@ def _documents(run: Run) -> SourceDocuments | None:
     return SourceDocuments(bool(private), sorted(files.values(), key=lambda f: f.path))
 
 
+def _datasets(run: Run) -> list[SourceDataset]:
+    from ..io.human import LICENSES, detect, read_rows
+    out = []
+    names = [d.name for d in run.stages]
+    tpl = run.config.get("templates") or {}
+    if "templates" in names and tpl.get("path"):
+        out.append(SourceDataset("templated into instructions (FLAN-style)", Path(str(tpl["path"])).name,
+                                 str(tpl.get("license") or "not stated (set templates.license)")))
+    path = seed_path(run) if names and run.stages[0].generator else None
+    if path is not None:
+        try:
+            first = next((o for _, o in read_rows(path) if isinstance(o, dict)), None)
+        except UserError:
+            first = None
+        fmt = detect(first) if first else None
+        if fmt in LICENSES:
+            name, lic = LICENSES[fmt]
+            out.append(SourceDataset(f"seed tasks ({fmt} format: {name})", path.name, lic))
+    return out
+
+
 def run_facts(run: Run, stage: str, stage_hash: str) -> RunFacts:
     """The facts of `run` for the card that stage `stage` writes; `run.stages`: the stages before it, in run
     order (what the pipeline completed, or what `facts_of_run` read). Add the stage's own counts with
@@ -174,7 +205,7 @@ def run_facts(run: Run, stage: str, stage_hash: str) -> RunFacts:
         seed_sha256=seed_sha, config_sha256=stable_hash(cfg) if cfg else None, stage=stage, stage_hash=stage_hash,
         stages=sections, models=_models(run.info, [d.name for d in run.stages] + [stage]), judge=judge_section(run),
         decontamination=_decontamination(run), constraints=constraint_section(run),
-        settings=dict(cfg.get(stage) or {}), documents=_documents(run))
+        settings=dict(cfg.get(stage) or {}), documents=_documents(run), datasets=_datasets(run))
     if facts.judge is not None:
         judge_cfg = cfg.get("judge") or {}
         facts.judge_settings = {k: judge_cfg[k] for k in JUDGE_SETTINGS if k in judge_cfg}

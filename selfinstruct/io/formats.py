@@ -8,6 +8,10 @@ from typing import Any, Iterator
 from .records import Record
 
 FORMATS = ("messages", "prompt_completion", "alpaca")
+# the formats of the human datasets (io/human.py), written on request (not by default): ShareGPT's
+# `conversations` and OpenAssistant's message tree (each example a one-path tree, its answer ranked 0)
+CHAT_FORMATS = ("sharegpt", "oasst")
+SHAREGPT_FROM = {"system": "system", "user": "human", "assistant": "gpt"}
 
 
 def user_prompt(instruction: str, inp: str) -> str:
@@ -20,15 +24,36 @@ def prompt_messages(instruction: str, inp: str, system: str | None) -> list[dict
     return sys_msgs + [{"role": "user", "content": user_prompt(instruction, inp)}]
 
 
+def to_sharegpt(rid: str, messages: list[dict[str, str]]) -> dict[str, Any]:
+    return {"id": rid, "conversations": [{"from": SHAREGPT_FROM[m["role"]], "value": m["content"]}
+                                         for m in messages]}
+
+
+def to_oasst(rid: str, messages: list[dict[str, str]]) -> dict[str, Any]:
+    """A conversation as OpenAssistant's nested tree (one path; a system message is kept as the tree's
+    `system` field, which OASST has no message for)."""
+    system = next((m["content"] for m in messages if m["role"] == "system"), None)
+    turns = [m for m in messages if m["role"] != "system"]
+    node: dict[str, Any] | None = None
+    for k in range(len(turns) - 1, -1, -1):
+        m = turns[k]
+        node = {"message_id": f"{rid}-{k}", "text": m["content"], "role": "prompter" if m["role"] == "user" else
+                "assistant", **({"rank": 0} if m["role"] == "assistant" else {}), "replies": [node] if node else []}
+    return {"message_tree_id": rid, **({"system": system} if system else {}), "prompt": node}
+
+
 def to_formats(rec: Record, system: str | None) -> Iterator[dict[str, Any]]:
     """One example per instance, in every format."""
     for inst in rec.instances or []:
         prompt = prompt_messages(rec.instruction, inst.input, system)
+        messages = prompt + [{"role": "assistant", "content": inst.output}]
         yield {
-            "messages": {"id": rec.id, "messages": prompt + [{"role": "assistant", "content": inst.output}]},
+            "messages": {"id": rec.id, "messages": messages},
             "prompt_completion": {"id": rec.id, "prompt": prompt,
                                   "completion": [{"role": "assistant", "content": inst.output}]},
             "alpaca": {"instruction": rec.instruction, "input": inst.input, "output": inst.output},
+            "sharegpt": to_sharegpt(rec.id, messages),
+            "oasst": to_oasst(rec.id, messages),
         }
 
 

@@ -22,6 +22,7 @@ class SeedTask:
     instances: tuple[Instance, ...] = field(default_factory=tuple)
     is_classification: bool = False
     name: str = ""
+    category: str = ""  # the task type a human dataset gives (Dolly's category), else empty
 
 
 def _str_field(obj: dict, key: str, path, line, *, required=True, where=None) -> str:
@@ -74,10 +75,37 @@ def _parse_alpaca(obj: dict, path, line: int | None, index: int) -> SeedTask:
     return SeedTask(id=f"seed_task_{index}", instruction=instruction.strip(), instances=instances)
 
 
+def human_seed_tasks(path: Path) -> list[SeedTask]:
+    """Seed tasks from a human dataset (Dolly, OpenAssistant, ShareGPT): each conversation's first
+    exchange (Dolly: the instruction, its context as the input, the response), its category kept as the
+    task type (Dolly's `classification` category marks a classification task)."""
+    from .human import read_conversations
+    out = []
+    for c in read_conversations(path):
+        users = [m for m in c.messages if m["role"] == "user"]
+        answer = next(m["content"] for m in c.messages if m["role"] == "assistant")
+        inst = c.meta.get("instruction") or users[0]["content"]
+        out.append(SeedTask(id=c.id, instruction=inst, instances=(Instance(c.meta.get("context", ""), answer),),
+                            is_classification=c.category == "classification", name=c.category,
+                            category=c.category))
+    return out
+
+
 def load_seed_tasks(path: str | Path) -> list[SeedTask]:
     """Load seed tasks. Accepts Self-Instruct JSONL (`instruction`, `instances`, `is_classification`),
-    Alpaca JSONL or an Alpaca JSON array (`instruction`, `input`, `output`)."""
+    Alpaca JSONL or an Alpaca JSON array (`instruction`, `input`, `output`), and the human datasets of
+    io/human.py (Dolly-15k, OpenAssistant trees, ShareGPT)."""
     path = Path(path)
+    from .human import detect, read_rows
+    try:
+        first = next((o for _, o in read_rows(path) if isinstance(o, dict)), None)
+    except UserError:
+        first = None  # the reader below names what is wrong with the file
+    if first is not None and detect(first) in ("dolly", "oasst", "sharegpt"):
+        tasks_h = human_seed_tasks(path)
+        if not tasks_h:
+            raise UserError("no seed tasks in file (it is empty)", path=path)
+        return tasks_h
     tasks: list[tuple[int | None, SeedTask]] = []  # (line, task)
     raw = read_regular(path, missing="seed file not found")
     if raw.lstrip().startswith(b"["):

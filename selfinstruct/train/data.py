@@ -3,7 +3,8 @@ converting them to TRL's conversational prompt-completion format (the prompt is 
 
 Accepted rows: prompt-completion (conversational, or plain strings), chat `messages` (the last,
 assistant, message is the completion) and Alpaca instruction/input/output (one user turn, as `export`
-writes it: `io.formats.user_prompt`), in JSONL; Alpaca also as a JSON array.
+writes it: `io.formats.user_prompt`), in JSONL; Alpaca also as a JSON array; and the human datasets of
+io/human.py (Dolly-15k, ShareGPT, OpenAssistant trees), multi-turn conversations kept whole.
 """
 from __future__ import annotations
 
@@ -166,6 +167,26 @@ def to_prompt_completion(obj: dict[str, Any], where: Callable[[str, str], None],
     raise AssertionError  # unreachable
 
 
+HUMAN = ("dolly", "sharegpt", "oasst")  # io/human.py: rows that are conversations of a human dataset
+
+
+def to_examples(obj: dict[str, Any], where: Callable[[str, str], None], default_id: str,
+                file_fmt: str | None = None) -> list[dict[str, Any]]:
+    """One row -> its examples: one for the formats of `to_prompt_completion`; a human dataset's row
+    (Dolly, ShareGPT, an OpenAssistant tree: its best-ranked path) as a conversation whose last assistant
+    turn is the completion and whose earlier turns, assistant ones too, are the prompt."""
+    from ..io.human import Malformed, convert, detect
+    fmt = None if ("prompt" in obj and "completion" in obj) or "messages" in obj else (file_fmt or detect(obj))
+    if fmt not in HUMAN:
+        return [to_prompt_completion(obj, where, default_id)]
+    try:
+        convs = convert(obj, default_id, fmt)
+    except Malformed as e:
+        where(e.field, e.reason)
+        raise AssertionError from None  # unreachable: where raises
+    return [{"id": c.id, "prompt": c.messages[:-1], "completion": c.messages[-1:]} for c in convs]
+
+
 def load_examples(path: str | Path) -> list[dict[str, Any]]:
     """Rows of a JSONL file (prompt-completion, messages or Alpaca rows) or of a JSON array (Alpaca JSON),
     as prompt-completion dicts. Bad rows raise UserError naming file:line (JSONL) or the item index (JSON)."""
@@ -190,13 +211,28 @@ def load_examples(path: str | Path) -> list[dict[str, Any]]:
                 raise UserError(msg, path=path, field=f"[{i}]" + (f".{f}" if f else ""))
             if not isinstance(obj, dict):
                 where("", f"expected an object, got {type(obj).__name__}")
-            rows.append(to_prompt_completion(obj, where, f"{path.stem}-{i}"))
+            rows += to_examples(obj, where, f"{path.stem}-{i}", _human_format(items))
         return rows
-    for line, obj in iter_jsonl(path):
+    lines = list(iter_jsonl(path))
+    fmt = _human_format([obj for _, obj in lines])
+    if fmt == "oasst" and "parent_id" in lines[0][1]:  # OASST's flat messages: trees first (io/human.py)
+        from ..io.human import read_conversations
+        return [{"id": c.id, "prompt": c.messages[:-1], "completion": c.messages[-1:]}
+                for c in read_conversations(path)]
+    for line, obj in lines:
         def where(f, msg, line=line):
             raise UserError(msg, path=path, line=line, field=f or None)
-        rows.append(to_prompt_completion(obj, where, f"{path.stem}-{line}"))
+        rows += to_examples(obj, where, f"{path.stem}-{line}", fmt)
     return rows
+
+
+def _human_format(objs: list[Any]) -> str | None:
+    """A human dataset's format, from the file's first row (a later row missing a field is then that
+    format's error, not an unrecognised row)."""
+    from ..io.human import detect
+    first = next((o for o in objs if isinstance(o, dict)), None)
+    fmt = detect(first) if first is not None else None
+    return fmt if fmt in HUMAN else None
 
 
 def prompt_completion_ids(tokenizer, prompt: list[dict], completion: list[dict]) -> tuple[list[int], int]:
@@ -211,3 +247,27 @@ def prompt_completion_ids(tokenizer, prompt: list[dict], completion: list[dict])
             break
         n += 1
     return list(full), n
+
+
+def conversation_ids(tokenizer, messages: list[dict]) -> tuple[list[int], list[int]]:
+    """Token ids of a conversation rendered with the chat template, and its loss mask: 1 on every
+    assistant turn (its text and the template's end-of-turn tokens), 0 on the rest. A turn's tokens lie
+    between the rendering of the conversation before it (with the generation prompt) and through it, so
+    no `{% generation %}` markers are needed in the template; a template that renders earlier turns
+    differently once later ones follow (one that drops past reasoning, say) cannot be masked this way
+    and is refused."""
+    def render(msgs, prompt=False):
+        return list(tokenizer.apply_chat_template(msgs, tokenize=True, add_generation_prompt=prompt,
+                                                  return_dict=True)["input_ids"])
+    full = render(messages)
+    mask = [0] * len(full)
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        before, through = render(messages[:i], prompt=True), render(messages[: i + 1])
+        if full[:len(before)] != before or full[:len(through)] != through:
+            raise UserError("the model's chat template renders a conversation's earlier turns differently once "
+                            "later turns follow, so its assistant turns cannot be masked: train on single-turn "
+                            "data, or set finetune.chat_template")
+        mask[len(before):len(through)] = [1] * (len(through) - len(before))
+    return full, mask

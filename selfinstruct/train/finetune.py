@@ -24,7 +24,7 @@ from .config import FinetuneConfig
 from ..io.jsonl import atomic_write_json
 from .data import DataFiles, load_examples, resolve_data
 from .loading import SUMMARY_FILE, quiet_libraries
-from .mixture import MIXTURE_FILE, check_one_kind, load_parts, mix, tokenize
+from .mixture import MIXTURE_FILE, check_one_kind, is_multi_turn, load_parts, mix, tokenize
 from .output import (finish_output, fmt_metric, format_summary_rows, load_policy, lora_config, make_output_dir,
                      prepare_output, run_summary, save_trained, summary_head, trainer_config)
 
@@ -50,7 +50,11 @@ def build_trainer(cfg: FinetuneConfig, files: DataFiles | None, out_dir: str | P
     peft_config = lora_config(cfg.lora)
     info: dict[str, Any] = {}
     if files is not None:
+        multi = any(is_multi_turn(r) for r in train_rows + eval_rows)
+
         def as_dataset(rows):
+            if multi:  # multi-turn conversations: tokenized here, every assistant turn in the loss
+                return Dataset.from_list([tokenize(tok, r) for r in rows])
             return Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
 
         train_ds = as_dataset(train_rows)

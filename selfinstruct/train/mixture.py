@@ -166,12 +166,20 @@ def mix(parts: list[Part], size: int | None, seed: int) -> tuple[list[dict[str, 
 
 def tokenize(tok, row: dict[str, Any]) -> dict[str, list[int]]:
     """input_ids and completion_mask (1: in the loss): a text row whole (+ EOS), an instruction row's
-    completion only (the prompt rendered with the chat template is masked)."""
-    from .data import prompt_completion_ids
+    completion only (the prompt rendered with the chat template is masked), a multi-turn row's every
+    assistant turn."""
+    from .data import conversation_ids, prompt_completion_ids
     if "text" in row:
         ids = tok(row["text"], add_special_tokens=False)["input_ids"]
         if tok.eos_token_id is not None:
             ids = ids + [tok.eos_token_id]
         return {"input_ids": ids, "completion_mask": [1] * len(ids)}
+    if is_multi_turn(row):  # every assistant turn is trained, not only the last
+        ids, mask = conversation_ids(tok, row["prompt"] + row["completion"])
+        return {"input_ids": ids, "completion_mask": mask}
     ids, n = prompt_completion_ids(tok, row["prompt"], row["completion"])
     return {"input_ids": ids, "completion_mask": [0] * n + [1] * (len(ids) - n)}
+
+
+def is_multi_turn(row: dict[str, Any]) -> bool:
+    return any(m["role"] == "assistant" for m in row.get("prompt") or [])

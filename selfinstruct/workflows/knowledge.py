@@ -2,7 +2,7 @@
 gain knowledge but may lose its ability to follow instructions"; instruction-formatted examples in the
 training data are what keeps it.
 
-    a document set (default: the docstrings of named standard-library modules, evals/stdlib_docs.py)
+    a document set (default: the docstrings of named standard-library modules, corpora/stdlib_docs.py)
       -> a documents run (pipelines/documents.yaml: grounded closed-book instructions, faithful answers,
          decontaminated against the held-out questions)
       -> four fine-tunes of the same base, the same steps and batch, each a mixture (train/mixture.py):
@@ -26,7 +26,7 @@ from typing import Any, Callable
 from ..evals.knowledge import load_questions
 from ..evals.render import format_table
 from ..evals.run import run_evaluate
-from ..evals.stdlib_docs import corpus_digest, python_version, write_corpus
+from ..corpora.stdlib_docs import corpus_digest, python_version, write_corpus
 from ..io.console import library_output_to
 from ..io.errors import UserError
 from ..io.jsonl import atomic_write_json, atomic_write_jsonl

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from ...hub import CARD
-from ...io.formats import (CONSTRAINT_PROMPTS, CONSTRAINT_PROMPTS_FILE, FORMATS, PREFERENCE, PREFERENCE_FILE,
+from ...io.formats import (CHAT_FORMATS, CONSTRAINT_PROMPTS, CONSTRAINT_PROMPTS_FILE, FORMATS, PREFERENCE, PREFERENCE_FILE,
                            to_constraint_prompt, to_formats, to_preference)
 from ...io.jsonl import atomic_write_jsonl, atomic_write_text
 from ...io.parquet import PARQUET, atomic_write_parquet
@@ -51,9 +51,10 @@ LANGUAGE = re.compile(r"^([a-z]{2,3}(-[A-Za-z0-9]+)*|code|multilingual)$")
 class ExportConfig:
     eval_fraction: float = setting(0.1, min=0.0, max=1.0, help="share of instructions held out for eval")
     formats: list[str] = setting(factory=lambda: list(FORMATS),
-                                 choices=(*FORMATS, PREFERENCE, CONSTRAINT_PROMPTS, PARQUET),
-                                 help="the files written; preference: the pairs of a preference run (after the "
-                                      "pairs stage); constraints: the constrained prompts with their "
+                                 choices=(*FORMATS, *CHAT_FORMATS, PREFERENCE, CONSTRAINT_PROMPTS, PARQUET),
+                                 help="the files written; sharegpt and oasst: ShareGPT conversations and "
+                                      "OpenAssistant message trees (JSONL); preference: the pairs of a preference "
+                                      "run (after the pairs stage); constraints: the constrained prompts with their "
                                       "constraints, for `grpo`; parquet: a Parquet copy of each SFT format "
                                       "(the dataset card's configs then point at the copies)")
     system_prompt: str | None = setting(None, help="system message put before every example")
@@ -121,8 +122,12 @@ class Export(SinkStage):
         def unverified(r) -> bool:  # a constrained prompt whose answer verify did not check
             return "constraints" in r.extra and "verify" not in r.extra
 
+        # a source that decides the split itself (templates: no held-out row is a few-shot exemplar) sets
+        # `split` on its records; the others are split here
+        given = {r.id: r.extra["split"] for r in inputs.records() if r.extra.get("split") in ("train", "eval")}
         ids = [r.id for r in inputs.records() if not unverified(r)]
-        eval_ids = split_ids(ids, st.eval_fraction, self.ctx.cfg.seed)
+        eval_ids = split_ids([i for i in ids if i not in given], st.eval_fraction, self.ctx.cfg.seed)
+        eval_ids |= {i for i in ids if given.get(i) == "eval"}
         out = {split: {f: [] for f in formats} for split in ("train", "eval")}
         prompts: dict[str, list] = {"train": [], "eval": []}
         with_prompts = CONSTRAINT_PROMPTS in st.formats
@@ -153,7 +158,7 @@ class Export(SinkStage):
                     name = f"{split}.{f}.jsonl"
                     atomic_write_jsonl(store.dir / name, items)
                 files.append(name)
-                if PARQUET in st.formats:
+                if PARQUET in st.formats and f not in CHAT_FORMATS:  # (nested trees: JSON only)
                     atomic_write_parquet(store.dir / f"{split}.{f}.{PARQUET}", items, f)
                     files.append(f"{split}.{f}.{PARQUET}")
                 counts.tallies[f"{split}_examples"] = len(items)
