@@ -13,7 +13,8 @@ from selfinstruct.backends.fake import FakeBackend
 from selfinstruct.generate.pipeline import run_pipeline
 from selfinstruct.io.errors import UserError
 from selfinstruct.train.config import DpoConfig, FinetuneConfig, GrpoConfig
-from selfinstruct.workflows.rlvr import RULE, SFT_FILE, Settings, answer_stats, format_rlvr, run_rlvr, training_data, verdicts
+from selfinstruct.workflows.rlvr import RULE, SFT_FILE, Settings, format_rlvr, run_rlvr, training_data, verdicts
+from selfinstruct.workflows.verdicts import answer_stats
 
 from .conftest import stage_rows
 from .test_verify import UP_TO_CONSTRAIN, Answerer, config, constrained_rows

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,8 +33,7 @@ from ..train.config import FinetuneConfig
 from ..train.finetune import run_finetune
 from ..train.loading import SUMMARY_FILE
 from ..train.mixture import MixtureSource
-from .rlvr import answer_stats
-from .verdicts import Claim, verdict
+from .verdicts import Claim, answers_per_suite, verdict
 
 MODELS = ("text", "grounded", "text_grounded", "text_grounded_general")
 CLAIMS = (
@@ -121,12 +119,7 @@ def run_knowledge(plan: Plan, out: Path, *, limit: int | None = 100, engine: str
                                questions=plan.questions, max_new_tokens=max_new_tokens, engine=engine, loss=False,
                                seed=cfg.seed, quiet=quiet,
                                log=log)
-    answers: dict[str, dict[str, Any]] = {}
-    for suite, res in summary["suites"].items():
-        rows = [json.loads(x) for x in Path(res["output"]).read_text(encoding="utf-8").splitlines() if x.strip()]
-        cut = res["notes"].get("cut_off_share") or {}
-        answers[suite] = {m: {**answer_stats([str(r.get(m) or "") for r in rows]), "cut_off_share": cut.get(m)}
-                          for m in ("base", *MODELS)}
+    answers = answers_per_suite(summary, ("base", *MODELS))
     result = {"rule": RULE, "corpus": corpus, "documents_run": str(run), "examples_per_model": size,
               "verdicts": [verdict(summary, c) for c in CLAIMS], "answers": answers, "evaluation": summary}
     atomic_write_json(out / "knowledge.json", result)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,7 +33,7 @@ from ..train.grpo import SUMMARY_FILE as GRPO_SUMMARY
 from ..train.grpo import run_grpo
 from ..train.loading import SUMMARY_FILE as FINETUNE_SUMMARY
 from .ablate.command import PRIMARY
-from .verdicts import Claim, verdict
+from .verdicts import Claim, answers_per_suite, verdict
 
 SFT_FILE = "train.prompt_completion.jsonl"
 MODELS = ("verified", "plain", "dpo", "grpo")
@@ -79,19 +78,6 @@ def training_data(run_dir: Path, out: Path) -> dict[str, Path]:
     return dirs
 
 
-def answer_stats(texts: list[str]) -> dict[str, float]:
-    """Mean words; the shares of empty answers and of repetitive ones (under half of the word 4-grams
-    distinct, among answers with at least 8 of them)."""
-    def repetitive(t: str) -> bool:
-        w = t.split()
-        grams = [tuple(w[i:i + 4]) for i in range(len(w) - 3)]
-        return len(grams) >= 8 and len(set(grams)) < len(grams) / 2
-    n = len(texts) or 1
-    return {"mean_words": sum(len(t.split()) for t in texts) / n,
-            "empty_share": sum(not t.strip() for t in texts) / n,
-            "repetitive_share": sum(repetitive(t) for t in texts) / n}
-
-
 def verdicts(summary: dict[str, Any]) -> dict[str, dict[str, str]]:
     """Suite -> comparison -> the rule's verdict in words, with the smallest detectable difference."""
     return {suite: {f"{a} vs {b}": verdict(summary, Claim(suite, a, b, +1, f"{a} beats {b}")) for a, b in COMPARE}
@@ -129,12 +115,7 @@ def run_rlvr(run_dir: Path, out: Path, settings: Settings, *, suites: tuple[str,
                                compare=COMPARE, judge=judge, judge_urls=judge_urls, max_new_tokens=max_new_tokens,
                                limit=limit, engine=engine, loss=False, seed=settings.finetune.seed, quiet=quiet,
                                log=log)
-    answers: dict[str, dict[str, Any]] = {}
-    for suite, res in summary["suites"].items():
-        rows = [json.loads(x) for x in Path(res["output"]).read_text(encoding="utf-8").splitlines() if x.strip()]
-        cut = res["notes"].get("cut_off_share") or {}
-        answers[suite] = {m: {**answer_stats([str(r.get(m) or "") for r in rows]), "cut_off_share": cut.get(m)}
-                          for m in ("base", *MODELS)}
+    answers = answers_per_suite(summary, ("base", *MODELS))
     result = {"rule": RULE, "examples": n, "verdicts": verdicts(summary), "answers": answers, "evaluation": summary}
     atomic_write_json(out / "rlvr.json", result)
     return result
