@@ -212,14 +212,17 @@ def rlvr(run_dir, out_dir, finetune_config, dpo_config, grpo_config, sft_steps, 
               help="YAML with a `finetune:` section: the settings all four fine-tunes share.")
 @click.option("--max-steps", type=click.IntRange(min=1), default=40, show_default=True,
               help="Optimizer steps of each fine-tune (the same for all four).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Batch of each fine-tune.")
+@click.option("--max-length", type=click.IntRange(min=8), default=512, show_default=True,
+              help="Tokens per training example (a text source's chunks are cut to fit).")
 @click.option("--limit", type=int, default=100, show_default=True, help="IFBench's first N prompts (0: all 294).")
 @click.option("--judge", default=None, help="Judge model for pairwise (default: the base model).")
 @click.option("--judge-url", "judge_urls", multiple=True, help="OpenAI-compatible server(s) serving --judge.")
 @click.option("--engine", type=click.Choice(["auto", "vllm", "transformers"]), default="auto", show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars; library output to OUT/knowledge.log.")
 @user_errors
-def knowledge(out_dir, general, docs, questions, documents_config, sets, finetune_config, max_steps, limit, judge,
-              judge_urls, engine, quiet):
+def knowledge(out_dir, general, docs, questions, documents_config, sets, finetune_config, max_steps, batch_size,
+              max_length, limit, judge, judge_urls, engine, quiet):
     """The seed's claim, measured: a model tuned on raw domain text gains knowledge but may lose instruction
     following; instruction-formatted examples keep it. Trains text only, grounded instructions only, both,
     and both + general instructions (the same steps), and compares them with the base on closed-book
@@ -227,13 +230,14 @@ def knowledge(out_dir, general, docs, questions, documents_config, sets, finetun
     import dataclasses
 
     from ..train.config import load_finetune_config
-    from ..workflows.knowledge import DEFAULT_QUESTIONS, Plan, format_knowledge, run_knowledge
+    from ..workflows.knowledge import DEFAULT_QUESTIONS, DOCUMENTS_SETS, Plan, format_knowledge, run_knowledge
 
     if docs is not None and questions is None:
         raise UserError("--docs needs --questions: closed-book questions about those documents")
     plan = Plan(general=general, documents_config=documents_config, docs=docs, questions=questions or DEFAULT_QUESTIONS,
-                finetune=dataclasses.replace(load_finetune_config(finetune_config), max_steps=max_steps),
-                documents_sets=tuple(sets))
+                finetune=dataclasses.replace(load_finetune_config(finetune_config), max_steps=max_steps,
+                                             batch_size=batch_size, max_length=max_length),
+                documents_sets=(*DOCUMENTS_SETS, *sets))
     result = run_knowledge(plan, out_dir, limit=limit or None, engine=engine, judge=judge, judge_urls=tuple(judge_urls),
                            quiet=quiet, log=echo_err)
     click.echo(format_knowledge(result))

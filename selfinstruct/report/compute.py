@@ -194,13 +194,17 @@ def compute_report(run_dir: Path, *, seeds: Path | None = None) -> Report:
     final = with_rows[-1] if with_rows else None
     final_rows = list(final.rows()) if final and final is not gen else gen_rows
 
-    path = seed_path(run, seeds)
+    # a run that starts from another run, documents or a labelled dataset has no seed tasks to compare with:
+    # its first stage read an input of its own (a position in it is in its manifest), a generator reads none
+    first_read = bool(run.stages) and "inputs_done" in (run.stages[0].manifest.get("state") or {})
+    from_seeds = seeds is not None or not first_read
+    path = seed_path(run, seeds) if from_seeds else None
     seed_tasks = []
-    if path is None:
+    if path is not None:
+        seed_tasks = load_seed_tasks(path)
+    elif from_seeds:
         notes.append("seed file not found (run.json names none, or it moved): use --seeds PATH "
                      "for the ROUGE-L to nearest seed section")
-    else:
-        seed_tasks = load_seed_tasks(path)
     seed_instructions = [s.instruction for s in seed_tasks]
 
     report = Report(

@@ -48,6 +48,8 @@ RULE = ("decision rule (fixed before the run): a claim holds only if the paired 
         "lies entirely on its side of 0, on the suite's primary metric (knowledge: contains; ifbench: "
         "prompt_strict; pairwise: win rate against the base). Claims: "
         + "; ".join(f"{c.says} ({c.key} {'>' if c.sign > 0 else '<'} 0 on {c.suite})" for c in CLAIMS))
+# the documents run's size on a CPU: bigger chunks (sections merged up to half the budget), two instructions each
+DOCUMENTS_SETS = ("documents.max_tokens=512", "documents.min_tokens=256", "grounded.per_chunk=2")
 DEFAULT_QUESTIONS = Path(__file__).resolve().parents[2] / "benchmarks" / "stdlib_docs" / "questions.jsonl"
 
 
