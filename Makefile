@@ -62,11 +62,12 @@ finetune: prepare-model
 	$(BIN)/selfinstruct finetune -c pipelines/finetune.yaml -d $(RUN) -o $(RUN)/finetuned \
 	  --max-steps 20 --batch-size 4 --max-length 512 --overwrite $(ARGS)
 
-# after `make finetune`: the policy answers the train split, the judge ranks, DPO for a few steps (CPU: minutes)
-DPO_LIMIT ?= 24
+# after `make finetune`: the policy answers the train split (DPO_LIMIT=N: its first N prompts), the judge ranks,
+# DPO for a few steps (CPU: minutes)
+DPO_LIMIT ?=
 dpo: prepare-model
 	$(BIN)/selfinstruct generate -c pipelines/preference.yaml -o $(RUN)/preference \
-	  --set responses.source=$(RUN) --set responses.model=$(RUN)/finetuned --set responses.limit=$(DPO_LIMIT)
+	  --set responses.source=$(RUN) --set responses.model=$(RUN)/finetuned $(if $(DPO_LIMIT),--set responses.limit=$(DPO_LIMIT))
 	$(BIN)/selfinstruct dpo -c pipelines/dpo.yaml -d $(RUN)/preference -o $(RUN)/dpo --model $(RUN)/finetuned \
 	  --max-steps 10 --batch-size 2 --lr 5e-6 --max-length 512 --overwrite $(ARGS)
 
