@@ -151,6 +151,17 @@ def grpo(config_path, data, out_dir, eval_data, no_eval, sets, resume, overwrite
         close()
 
 
+def experiment_options(log_name: str):
+    """What the experiments (`rlvr`, `knowledge`) share: the pairwise judge, the engine, -q."""
+    return stack(
+        click.option("--judge", default=None, help="Judge model for pairwise (default: the base model)."),
+        click.option("--judge-url", "judge_urls", multiple=True, help="OpenAI-compatible server(s) serving --judge."),
+        click.option("--engine", type=click.Choice(["auto", "vllm", "transformers"]), default="auto",
+                     show_default=True),
+        click.option("-q", "--quiet", is_flag=True, help=f"No progress bars; library output to OUT/{log_name}."),
+    )
+
+
 @click.command()
 @click.option("-d", "--data", "run_dir", required=True, type=click.Path(path_type=Path),
               help="A run of pipelines/verified.yaml (export: prompt_completion, preference, constraints).")
@@ -168,10 +179,7 @@ def grpo(config_path, data, out_dir, eval_data, no_eval, sets, resume, overwrite
               help="Suites (repeatable; default all three).")
 @click.option("--limit", type=int, default=100, show_default=True,
               help="Prompts per suite (IFBench's first N; 0: all 294, as on a GPU).")
-@click.option("--judge", default=None, help="Judge model for pairwise (default: the base model).")
-@click.option("--judge-url", "judge_urls", multiple=True, help="OpenAI-compatible server(s) serving --judge.")
-@click.option("--engine", type=click.Choice(["auto", "vllm", "transformers"]), default="auto", show_default=True)
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars; library output to OUT/rlvr.log.")
+@experiment_options("rlvr.log")
 @user_errors
 def rlvr(run_dir, out_dir, finetune_config, dpo_config, grpo_config, sft_steps, dpo_steps, grpo_steps, suites,
          limit, judge, judge_urls, engine, quiet):
@@ -216,10 +224,7 @@ def rlvr(run_dir, out_dir, finetune_config, dpo_config, grpo_config, sft_steps, 
 @click.option("--max-length", type=click.IntRange(min=8), default=512, show_default=True,
               help="Tokens per training example (a text source's chunks are cut to fit).")
 @click.option("--limit", type=int, default=100, show_default=True, help="IFBench's first N prompts (0: all 294).")
-@click.option("--judge", default=None, help="Judge model for pairwise (default: the base model).")
-@click.option("--judge-url", "judge_urls", multiple=True, help="OpenAI-compatible server(s) serving --judge.")
-@click.option("--engine", type=click.Choice(["auto", "vllm", "transformers"]), default="auto", show_default=True)
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars; library output to OUT/knowledge.log.")
+@experiment_options("knowledge.log")
 @user_errors
 def knowledge(out_dir, general, docs, questions, documents_config, sets, finetune_config, max_steps, batch_size,
               max_length, limit, judge, judge_urls, engine, quiet):
