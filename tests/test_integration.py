@@ -330,7 +330,7 @@ def test_documents_pipeline_on_the_real_engine(engine, tmp_path):
 
     docs = write_documents(tmp_path / "docs", bad=False)
     cfg = load_config(ROOT / "pipelines" / "documents.yaml", sets=[
-        f"documents.path={docs}/*.md", "documents.max_tokens=48", "grounded.per_chunk=2",
+        f"documents.path={docs}/*.md", "documents.max_tokens=48", "documents.min_tokens=0", "grounded.per_chunk=2",
         "grounded.sampling.max_tokens=32", "answer.sampling.max_tokens=48"])
     run_pipeline(cfg, tmp_path / "run", quiet=True, backend=engine)
     tok = AutoTokenizer.from_pretrained(str(prepare_embedded_model()))

@@ -100,3 +100,22 @@ def test_the_experiment_end_to_end_on_a_tiny_model(tmp_path):
                    "text_grounded_general": {"text", "grounded", "general"}}
     assert (tmp_path / "out" / "docs-run" / "decontaminate" / "manifest.json").is_file()
     assert format_knowledge(result).startswith(RULE)
+
+
+def test_the_judged_knowledge_suite_reads_yes_or_no_against_the_reference(tmp_path):
+    from selfinstruct.evals.generation import Answer
+    from selfinstruct.evals.knowledge import parse_yes_no
+    from selfinstruct.evals.suites import KnowledgeJudgeSuite, Options
+    q = tmp_path / "q.jsonl"
+    q.write_text(json.dumps({"id": "q1", "question": "What does statistics.mean return?", "answers": ["the mean"]})
+                 + "\n" + json.dumps({"id": "q2", "question": "Which exception?", "answers": ["ValueError"]}) + "\n")
+    suite, opts = KnowledgeJudgeSuite(), Options(questions=q, resamples=200)
+    items = suite.items(opts)
+    answers = {"base": [Answer("the average", False), Answer("KeyError", False)],
+               "tuned": [Answer("The arithmetic mean.", False), Answer("a ValueError", False)]}
+    prompts = suite.judge_prompts(items, answers)
+    assert len(prompts) == 4 and "the average" in prompts[0][0]["content"] and "ValueError" in prompts[3][0]["content"]
+    res = suite.score(items, answers, opts, ["Yes, it is.", "No.", "**Yes**", "I cannot say"])
+    assert res.metrics["base"]["judge_correct"].estimate == 0.5 and res.metrics["tuned"]["judge_correct"].estimate == 0.5
+    assert res.notes["unreadable_verdicts"] == {"base": 0, "tuned": 1}
+    assert [parse_yes_no(t) for t in ("Yes", "no, wrong", "Nope", "Yesterday", "")] == [True, False, None, None, None]

@@ -96,11 +96,13 @@ def _eval_options(default_suites: str):
     """The options `evaluate` and `ablate` share (declared once)."""
     return stack(
         click.option("--suite", "suites", multiple=True,
-                     type=click.Choice(["ifbench", "constraints", "pairwise", "reference", "knowledge"]),
+                     type=click.Choice(["ifbench", "constraints", "pairwise", "reference", "knowledge",
+                                        "knowledge_judge"]),
                      help=f"Suite(s) to run (repeatable; default {default_suites}): ifbench (294 IFBench prompts, "
                           "offline checkers), constraints (IFEval-style constraints on the held-out instructions), "
                           "pairwise (a judge compares answers, both orders), reference (ROUGE-L and eval loss vs the "
-                          "held-out answers), knowledge (closed-book questions with reference spans: --questions)."),
+                          "held-out answers), knowledge (closed-book questions with reference spans: --questions), "
+                          "knowledge_judge (the same answers, the judge says which are correct)."),
         click.option("--judge", default=None, help="Judge model for --suite pairwise (default: the base model)."),
         click.option("--judge-url", "judge_urls", multiple=True,
                      help="OpenAI-compatible server(s) serving --judge (e.g. http://host:8000/v1); default: "

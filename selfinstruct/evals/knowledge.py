@@ -2,7 +2,8 @@
 answered without its source, and scored by code, as SQuAD and TriviaQA score short factual answers:
 `contains` (1 when a normalised reference span occurs in the normalised answer: a model that says more
 than the span is not penalised for it) and `f1` (token F1 against the best reference: rewards partial
-answers, penalises padding). Normalised: lower case, punctuation and articles removed, whitespace
+answers, penalises padding). Where a judge is configured, the `knowledge_judge` suite also asks it
+whether each answer is correct by the reference (Yes/No: a correct answer in other words counts). Normalised: lower case, punctuation and articles removed, whitespace
 collapsed.
 
 Questions file: JSONL, one `{"id", "question", "answers": [spans], "module"?}` per line; a bad line is
@@ -69,3 +70,36 @@ def load_questions(path: str | Path) -> list[dict[str, Any]]:
     if not out:
         raise UserError("no questions (the file is empty)", path=path)
     return out
+
+
+JUDGE_PROMPT = """You check answers to questions against a reference answer.
+
+[Question]
+{question}
+
+[Reference answer]
+{reference}
+
+[Answer to check]
+{answer}
+
+Is the answer to check correct, by the reference answer? It may use other words or say more; it is wrong if it contradicts the reference or does not give it. Reply with Yes or No on the first line, then one sentence of reason."""
+
+
+def judge_messages(question: str, references: list[str], answer: str, key: str) -> list[dict[str, str]]:
+    """The judge's prompt for one answer (the `knowledge_judge` suite); the texts are fenced as data."""
+    from ..fence import fence_tag, fenced, note
+    tag = fence_tag("knowledge", key)
+    body = JUDGE_PROMPT.format(question=fenced(question, tag), reference=fenced(" / ".join(references), tag),
+                               answer=fenced(answer.strip() or "(no answer)", tag))
+    return [{"role": "user", "content": f"{note(tag)}\n\n{body}"}]
+
+
+def parse_yes_no(text: str) -> bool | None:
+    """The judge's verdict from its first non-empty line; None when it is neither Yes nor No."""
+    first = next((ln.strip().lower() for ln in text.splitlines() if ln.strip()), "").strip("*#:. ")
+    if re.match(r"yes\b", first):
+        return True
+    if re.match(r"no\b", first):
+        return False
+    return None

@@ -12,7 +12,7 @@ from typing import Any
 from ..io.jsonl import atomic_write_text
 
 NAMES = {"rouge_l": "ROUGE-L", "win_rate": "win rate (ties half)", "contains": "answer contains a reference span",
-         "f1": "token F1 vs the reference"}
+         "f1": "token F1 vs the reference", "judge_correct": "correct, says the judge"}
 
 
 def _iv(d: dict[str, Any] | None, pct: bool = True) -> str:

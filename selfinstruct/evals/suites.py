@@ -246,5 +246,36 @@ class KnowledgeSuite(Suite):
                                                        "max_new_tokens": self.max_new_tokens}, rows)
 
 
+class KnowledgeJudgeSuite(KnowledgeSuite):
+    """The knowledge questions again, each answer read by the judge against the reference (for a judge that
+    can judge: correct answers in words the reference spans do not contain). Verdict: Yes/No on the first
+    line; an unreadable one counts as not correct, and the notes say how many there were."""
+    name, judged = "knowledge_judge", True
+    METRICS = ("judge_correct",)
+
+    @staticmethod
+    def judge_prompts(items: list[Item], answers: dict[str, list[Answer]]) -> list[list[dict]]:
+        from .knowledge import judge_messages
+        return [judge_messages(it.row["question"], it.row["answers"], answers[m][i].text, it.key)
+                for m in answers for i, it in enumerate(items)]
+
+    def score(self, items, answers, opts, verdicts=None) -> SuiteResult:
+        from .knowledge import parse_yes_no
+        labels, n = list(answers), len(items)
+        read = {m: [parse_yes_no(v) for v in verdicts[j * n:(j + 1) * n]] for j, m in enumerate(labels)}
+        scores = {m: np.array([1.0 if v else 0.0 for v in read[m]]) for m in labels}
+        metrics = {m: {"judge_correct": bootstrap_ci(scores[m], n_resamples=opts.resamples, seed=opts.seed)}
+                   for m in labels}
+        diffs = {f"{a} - {b}": {"judge_correct": paired_diff_ci(scores[b], scores[a], n_resamples=opts.resamples,
+                                                                seed=opts.seed)} for a, b in opts.comparisons(labels)}
+        notes = {"cut_off_share": _cut_off(answers), "unreadable_verdicts": {m: sum(v is None for v in read[m])
+                                                                            for m in labels}}
+        rows = [{"id": it.key, "question": it.row["question"], "answers": it.row["answers"],
+                 **{m: answers[m][i].text for m in labels}, **{f"{m}_judge": verdicts[j * n + i]
+                                                               for j, m in enumerate(labels)}}
+                for i, it in enumerate(items)]
+        return SuiteResult(self.name, metrics, diffs, notes, rows)
+
+
 SUITES: dict[str, type[Suite]] = {s.name: s for s in (IFBenchSuite, ConstraintsSuite, PairwiseSuite, ReferenceSuite,
-                                                      KnowledgeSuite)}
+                                                      KnowledgeSuite, KnowledgeJudgeSuite)}

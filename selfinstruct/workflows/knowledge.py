@@ -114,10 +114,12 @@ def run_knowledge(plan: Plan, out: Path, *, limit: int | None = 100, engine: str
             run_finetune(dataclasses.replace(cfg, data=sources, mixture_size=size), None, models[name],
                          overwrite=True, quiet=quiet, log=log)
         summary = run_evaluate(cfg.model, str(models[MODELS[0]]), plan.general, out / "evaluation.jsonl",
-                               suites=("knowledge", "ifbench", "pairwise"),
+                               # with a judge that can judge, it also says which knowledge answers are correct
+                               suites=("knowledge", "ifbench", "pairwise",
+                                       *(("knowledge_judge",) if judge or judge_urls else ())),
                                models=tuple(str(models[m]) for m in MODELS[1:]), labels=MODELS,
                                compare=tuple((c.a, c.b) for c in CLAIMS if c.b != "base"), judge=judge,
-                               judge_urls=judge_urls, limits={"ifbench": limit, "knowledge": None},
+                               judge_urls=judge_urls, limits={"ifbench": limit, "knowledge": None, "knowledge_judge": None},
                                questions=plan.questions, max_new_tokens=max_new_tokens, engine=engine, loss=False,
                                seed=cfg.seed, quiet=quiet,
                                log=log)

@@ -33,7 +33,7 @@ from .plan import HELD_OUT, Plan, make_plan, write_plan_data
 PLAN_FILE = "ablate.json"
 MODEL_DIR = "model"
 PRIMARY = {"ifbench": "prompt_strict", "constraints": "prompt_strict", "pairwise": "win_rate", "reference": "rouge_l",
-           "knowledge": "contains"}
+           "knowledge": "contains", "knowledge_judge": "judge_correct"}
 CHALLENGER, BASELINES = "judge", ("random", "longest")
 RULE = ("decision rule (fixed before the run): the judge selection wins on a suite only if the paired 95% "
         "interval of judge - random and of judge - longest both lie above 0 on the suite's primary metric ("
