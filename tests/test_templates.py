@@ -144,3 +144,24 @@ def test_the_worked_example_dataset_is_real_and_labelled(tmp_path):
         rows = list(csv.DictReader(f))
     assert n == len(rows) >= 200 and {r["label"] for r in rows} == set(CHAPTERS)
     assert all(len(r["text"].split()) >= 5 and r["source"] for r in rows)
+
+
+def test_the_worked_example_makes_every_kind_with_labels_that_match_the_rows(tmp_path):
+    """pipelines/templates.yaml as shipped, on the real labelled dataset (no model runs)."""
+    from selfinstruct.corpora.stdlib_topics import write_topics
+
+    from .conftest import ROOT
+    write_topics(tmp_path / "topics.csv")
+    with (tmp_path / "topics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    cfg = load_config(ROOT / "pipelines" / "templates.yaml", sets=[f"templates.path={tmp_path / 'topics.csv'}"])
+    run_pipeline(cfg, tmp_path / "run", quiet=True)
+    kept = stage_rows(tmp_path / "run", "templates")
+    assert len(kept) == len(rows) and {r["template"]["kind"] for r in kept} == {"zero_shot", "options", "few_shot",
+                                                                                "inverted"}
+    for r in kept:
+        src, out = rows[r["template"]["row"]], r["instances"][0]["output"]
+        assert out == (src["text"] if r["template"]["kind"] == "inverted" else src["label"])
+    assert {f.name for f in (tmp_path / "run" / "export").glob("train.*")} == {
+        "train.messages.jsonl", "train.prompt_completion.jsonl", "train.alpaca.json", "train.sharegpt.jsonl",
+        "train.oasst.jsonl"}
