@@ -19,6 +19,7 @@ from .errors import UserError
 from .jsonl import iter_jsonl, read_regular
 
 FORMATS = ("dolly", "oasst", "sharegpt", "alpaca")
+CONVERSATIONS = ("dolly", "oasst", "sharegpt")  # read whole by this module (Alpaca rows are read where they are)
 SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "model": "assistant"}
 OASST_ROLES = {"prompter": "user", "assistant": "assistant"}
@@ -186,20 +187,32 @@ def convert(obj: Any, rid: str, fmt: str | None = None, paths: str = "best") -> 
     raise Malformed("", "not a Dolly, OpenAssistant, ShareGPT or Alpaca row")
 
 
-def read_conversations(path: str | Path, paths: str = "best", rejects: list | None = None) -> list[Conversation]:
-    """Every conversation of a file of one of FORMATS (detected from its first row)."""
-    path = Path(path)
-    rows = read_rows(path)
+def file_format(objs: list[Any]) -> str | None:
+    """The format of a file: its first row that has one (a later row missing a field is then that
+    format's error, not an unknown row)."""
+    return next((detect(o) for o in objs if isinstance(o, dict) and detect(o)), None)
+
+
+def conversations(rows: list[tuple[int | None, Any]], path: Path, paths: str = "best",
+                  rejects: list | None = None) -> list[Conversation]:
+    """The conversations of a file's rows ((line, row); line None for the items of a JSON array)."""
     if rows and isinstance(rows[0][1], dict) and "parent_id" in rows[0][1]:
         rows = _flat_to_trees(rows, path)
     out: list[Conversation] = []
-    # the file's format is its first row's: a later row missing a field is that format's error, not "unknown"
-    fmt = next((detect(o) for _, o in rows if isinstance(o, dict) and detect(o)), None)
+    fmt = file_format([o for _, o in rows])
     for i, (line, obj) in enumerate(rows):
         try:
             out += convert(obj, f"{path.stem}-{line if line is not None else i}", fmt, paths=paths)
         except Malformed as e:
-            if rejects is None:
-                raise UserError(e.reason, path=path, line=line, field=e.field or None) from None
-            rejects.append((line, e.field, e.reason))
+            if rejects is not None:
+                rejects.append((line, e.field, e.reason))
+                continue
+            where = e.field if line is not None else f"[{i}]" + (f".{e.field}" if e.field else "")
+            raise UserError(e.reason, path=path, line=line, field=where or None) from None
     return out
+
+
+def read_conversations(path: str | Path, paths: str = "best", rejects: list | None = None) -> list[Conversation]:
+    """Every conversation of a file of one of FORMATS (detected from its first row)."""
+    path = Path(path)
+    return conversations(read_rows(path), path, paths, rejects)

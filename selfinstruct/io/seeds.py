@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import UserError
 from .jsonl import iter_jsonl, read_regular
@@ -75,13 +76,13 @@ def _parse_alpaca(obj: dict, path, line: int | None, index: int) -> SeedTask:
     return SeedTask(id=f"seed_task_{index}", instruction=instruction.strip(), instances=instances)
 
 
-def human_seed_tasks(path: Path) -> list[SeedTask]:
-    """Seed tasks from a human dataset (Dolly, OpenAssistant, ShareGPT): each conversation's first
+def human_seed_tasks(rows: list[tuple[int | None, Any]], path: Path) -> list[SeedTask]:
+    """Seed tasks from a human dataset's rows (Dolly, OpenAssistant, ShareGPT): each conversation's first
     exchange (Dolly: the instruction, its context as the input, the response), its category kept as the
     task type (Dolly's `classification` category marks a classification task)."""
-    from .human import read_conversations
+    from .human import conversations
     out = []
-    for c in read_conversations(path):
+    for c in conversations(rows, path):
         users = [m for m in c.messages if m["role"] == "user"]
         answer = next(m["content"] for m in c.messages if m["role"] == "assistant")
         inst = c.meta.get("instruction") or users[0]["content"]
@@ -96,18 +97,9 @@ def load_seed_tasks(path: str | Path) -> list[SeedTask]:
     Alpaca JSONL or an Alpaca JSON array (`instruction`, `input`, `output`), and the human datasets of
     io/human.py (Dolly-15k, OpenAssistant trees, ShareGPT)."""
     path = Path(path)
-    from .human import detect, read_rows
-    try:
-        first = next((o for _, o in read_rows(path) if isinstance(o, dict)), None)
-    except UserError:
-        first = None  # the reader below names what is wrong with the file
-    if first is not None and detect(first) in ("dolly", "oasst", "sharegpt"):
-        tasks_h = human_seed_tasks(path)
-        if not tasks_h:
-            raise UserError("no seed tasks in file (it is empty)", path=path)
-        return tasks_h
-    tasks: list[tuple[int | None, SeedTask]] = []  # (line, task)
+    from .human import CONVERSATIONS, file_format
     raw = read_regular(path, missing="seed file not found")
+    rows: list[tuple[int | None, Any]]
     if raw.lstrip().startswith(b"["):
         try:
             data = json.loads(raw.decode("utf-8"))
@@ -115,15 +107,20 @@ def load_seed_tasks(path: str | Path) -> list[SeedTask]:
             raise UserError(f"not valid UTF-8 (byte {e.start})", path=path) from None
         except json.JSONDecodeError as e:
             raise UserError(f"invalid JSON: {e.msg}", path=path, line=e.lineno) from None
-        for i, obj in enumerate(data):
-            if not isinstance(obj, dict):
-                raise UserError(f"item {i}: expected an object", path=path)
-            tasks.append((None, _parse_alpaca(obj, path, None, i) if "instances" not in obj
-                          else _parse_self_instruct(obj, path, None, i)))
+        rows = [(None, obj) for obj in data]
     else:
-        for i, (line, obj) in enumerate(iter_jsonl(path)):
-            parse = _parse_self_instruct if "instances" in obj else _parse_alpaca
-            tasks.append((line, parse(obj, path, line, i)))
+        rows = list(iter_jsonl(path))
+    if file_format([obj for _, obj in rows]) in CONVERSATIONS:
+        human = human_seed_tasks(rows, path)
+        if not human:
+            raise UserError("no seed tasks in file (it is empty)", path=path)
+        return human
+    tasks: list[tuple[int | None, SeedTask]] = []  # (line, task)
+    for i, (line, obj) in enumerate(rows):
+        if not isinstance(obj, dict):
+            raise UserError(f"item {i}: expected an object", path=path)
+        parse = _parse_self_instruct if "instances" in obj else _parse_alpaca
+        tasks.append((line, parse(obj, path, line, i)))
     if not tasks:
         raise UserError("no seed tasks in file (it is empty)", path=path)
     first_line: dict[str, int | None] = {}

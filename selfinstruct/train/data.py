@@ -167,31 +167,10 @@ def to_prompt_completion(obj: dict[str, Any], where: Callable[[str, str], None],
     raise AssertionError  # unreachable
 
 
-HUMAN = ("dolly", "sharegpt", "oasst")  # io/human.py: rows that are conversations of a human dataset
-
-
-def to_examples(obj: dict[str, Any], where: Callable[[str, str], None], default_id: str,
-                file_fmt: str | None = None) -> list[dict[str, Any]]:
-    """One row -> its examples: one for the formats of `to_prompt_completion`; a human dataset's row
-    (Dolly, ShareGPT, an OpenAssistant tree: its best-ranked path) as a conversation whose last assistant
-    turn is the completion and whose earlier turns, assistant ones too, are the prompt."""
-    from ..io.human import Malformed, convert, detect
-    fmt = None if ("prompt" in obj and "completion" in obj) or "messages" in obj else (file_fmt or detect(obj))
-    if fmt not in HUMAN:
-        return [to_prompt_completion(obj, where, default_id)]
-    try:
-        convs = convert(obj, default_id, fmt)
-    except Malformed as e:
-        where(e.field, e.reason)
-        raise AssertionError from None  # unreachable: where raises
-    return [{"id": c.id, "prompt": c.messages[:-1], "completion": c.messages[-1:]} for c in convs]
-
-
 def load_examples(path: str | Path) -> list[dict[str, Any]]:
     """Rows of a JSONL file (prompt-completion, messages or Alpaca rows) or of a JSON array (Alpaca JSON),
     as prompt-completion dicts. Bad rows raise UserError naming file:line (JSONL) or the item index (JSON)."""
     path = Path(path)
-    rows: list[dict[str, Any]] = []
     if path.suffix == ".json":
         try:
             items = json.loads(path.read_bytes().decode("utf-8"))
@@ -206,33 +185,27 @@ def load_examples(path: str | Path) -> list[dict[str, Any]]:
         if not isinstance(items, list):
             raise UserError(f"expected a JSON array of examples (Alpaca format), got {type(items).__name__}",
                             path=path)
-        for i, obj in enumerate(items):
-            def where(f, msg, i=i):
-                raise UserError(msg, path=path, field=f"[{i}]" + (f".{f}" if f else ""))
-            if not isinstance(obj, dict):
-                where("", f"expected an object, got {type(obj).__name__}")
-            rows += to_examples(obj, where, f"{path.stem}-{i}", _human_format(items))
-        return rows
-    lines = list(iter_jsonl(path))
-    fmt = _human_format([obj for _, obj in lines])
-    if fmt == "oasst" and "parent_id" in lines[0][1]:  # OASST's flat messages: trees first (io/human.py)
-        from ..io.human import read_conversations
+        return _examples([(None, obj) for obj in items], path)
+    return _examples(list(iter_jsonl(path)), path)
+
+
+def _examples(rows: list[tuple[int | None, Any]], path: Path) -> list[dict[str, Any]]:
+    """A file's rows as examples: a human dataset's conversations (io/human.py: the last assistant turn is
+    the completion, the turns before it, assistant ones too, the prompt), else one example per row."""
+    from ..io.human import CONVERSATIONS, conversations, file_format
+    if file_format([obj for _, obj in rows]) in CONVERSATIONS:
         return [{"id": c.id, "prompt": c.messages[:-1], "completion": c.messages[-1:]}
-                for c in read_conversations(path)]
-    for line, obj in lines:
-        def where(f, msg, line=line):
+                for c in conversations(rows, path)]
+    out = []
+    for i, (line, obj) in enumerate(rows):
+        def where(f, msg, line=line, i=i):
+            if line is None:  # an item of a JSON array
+                raise UserError(msg, path=path, field=f"[{i}]" + (f".{f}" if f else ""))
             raise UserError(msg, path=path, line=line, field=f or None)
-        rows += to_examples(obj, where, f"{path.stem}-{line}", fmt)
-    return rows
-
-
-def _human_format(objs: list[Any]) -> str | None:
-    """A human dataset's format, from the file's first row (a later row missing a field is then that
-    format's error, not an unrecognised row)."""
-    from ..io.human import detect
-    first = next((o for o in objs if isinstance(o, dict)), None)
-    fmt = detect(first) if first is not None else None
-    return fmt if fmt in HUMAN else None
+        if not isinstance(obj, dict):
+            where("", f"expected an object, got {type(obj).__name__}")
+        out.append(to_prompt_completion(obj, where, f"{path.stem}-{line if line is not None else i}"))
+    return out
 
 
 def prompt_completion_ids(tokenizer, prompt: list[dict], completion: list[dict]) -> tuple[list[int], int]:
