@@ -87,11 +87,12 @@ Is the answer to check correct, by the reference answer? It may use other words 
 
 
 def judge_messages(question: str, references: list[str], answer: str, key: str) -> list[dict[str, str]]:
-    """The judge's prompt for one answer (the `knowledge_judge` suite); the texts are fenced as data."""
-    from ..fence import fence_tag, fenced, note
+    """The judge's prompt for one answer (the `knowledge_judge` suite); the texts are fenced as data, the
+    fence's tag blanked out of them (an answer under judgment is not refused: it is scored)."""
+    from ..fence import defuse, fence_tag, fenced, note
     tag = fence_tag("knowledge", key)
-    body = JUDGE_PROMPT.format(question=fenced(question, tag), reference=fenced(" / ".join(references), tag),
-                               answer=fenced(answer.strip() or "(no answer)", tag))
+    texts = {"question": question, "reference": " / ".join(references), "answer": answer.strip() or "(no answer)"}
+    body = JUDGE_PROMPT.format(**{k: fenced(defuse(v, tag), tag) for k, v in texts.items()})
     return [{"role": "user", "content": f"{note(tag)}\n\n{body}"}]
 
 

@@ -90,10 +90,16 @@ class Judge(BatchStage):
         """The fence of this record's texts (the same on resume)."""
         return fence_tag(self.ctx.cfg.seed, r.id)
 
+    def source_text(self, r: Record) -> str | None:
+        """What the judge reads in place of an instance's input: the record's source text (a chunk of the
+        user's documents) for the groundedness rubric, else None (the input itself)."""
+        return (r.extra.get("grounding") or {}).get("text") if self.cfg.rubric == "groundedness" else None
+
     def forged(self, r: Record) -> bool:
         """Does any text of the record hold its fence's tag? (Then it is not judged: rejected.)"""
         tag = self.tag(r)
-        return tag in r.instruction or any(tag in i.input or tag in i.output for i in r.instances or [])
+        return (tag in r.instruction or tag in (self.source_text(r) or "")
+                or any(tag in i.input or tag in i.output for i in r.instances or []))
 
     def partner(self, batch: list[Record], r: Record, forged: set[str]) -> Record | None:
         """The record whose answer this one's instruction is also scored with, or None (not sampled). Drawn
@@ -128,9 +134,7 @@ class Judge(BatchStage):
             inst = r.instances[0 if a.instance == SANITY else a.instance]
             output = partners[a.row].instances[0].output if a.instance == SANITY else inst.output
             key = "sanity" if a.instance == SANITY else a.instance
-            # groundedness is judged against the record's source text (a chunk of the user's documents)
-            source = (r.extra.get("grounding") or {}).get("text") if self.cfg.rubric == "groundedness" else None
-            prompt = judge_prompt(self.template, r.instruction, source or inst.input, output, self.tag(r))
+            prompt = judge_prompt(self.template, r.instruction, self.source_text(r) or inst.input, output, self.tag(r))
             out.append(Request.from_sampling(prompt, self.cfg.sampling, choices=self.choices,
                                              seed=derive_seed(self.ctx.cfg.seed, self.name, r.id, key, a.sample)))
         return out
