@@ -154,7 +154,7 @@ def _grounded(rng: random.Random, text: str) -> str | None:
     if m is None:
         return None
     source = m.group(1)
-    words = [w for w in re.findall(r"[A-Za-z]{4,}", source)] or ["thing"]
+    words = re.findall(r"[A-Za-z]{4,}", source) or ["thing"]
     if "[Instruction]" in text:
         x = rng.random()
         if x < 0.05:

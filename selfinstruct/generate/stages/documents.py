@@ -72,8 +72,13 @@ class Documents(BatchStage):
         root, files = document_files(cfg)
         return stable_hash([[str(f.relative_to(root)), sha256(f)] for f in files])
 
+    @cached_property
+    def files(self) -> tuple[Path, list[Path]]:
+        """The root and the files, found once (each batch of files is read relative to the root)."""
+        return document_files(self.cfg)
+
     def input(self, inputs) -> SourceRecords:
-        root, files = document_files(self.cfg)
+        root, files = self.files
         return SourceRecords([Record(id=f"doc{i:05d}", instruction="", extra={"file": str(f.relative_to(root))})
                               for i, f in enumerate(files)])
 
@@ -89,7 +94,7 @@ class Documents(BatchStage):
 
     def process(self, batch: list[Record], completions: list[Completion]) -> StageResult:
         out = StageResult()
-        root, _ = document_files(self.cfg)
+        root, _ = self.files
         out.counts.add("inputs", len(batch))  # files read: this stage makes chunks of them
         for r in batch:
             rel = r.extra["file"]

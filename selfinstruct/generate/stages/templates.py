@@ -140,6 +140,11 @@ class Templates(BatchStage):
                 < self.cfg.eval_fraction}
 
     @cached_property
+    def train_rows(self) -> list[int]:
+        """The rows a few-shot prompt may show: those not held out."""
+        return [k for k in range(len(self.rows)) if k not in self.held_out]
+
+    @cached_property
     def options(self) -> list[str]:
         t = self.cfg.task
         if t.label_names:
@@ -149,7 +154,7 @@ class Templates(BatchStage):
     def input(self, inputs) -> SourceRecords:
         return SourceRecords([Record(id=f"t{k:06d}", instruction="", extra={"row": k}) for k in range(len(self.rows))])
 
-    def fields(self, line: int, row: dict[str, Any]) -> dict[str, Any]:
+    def fields(self, row: dict[str, Any]) -> dict[str, Any]:
         """The row's template fields and label name; raises ValueError(field, why)."""
         t = self.cfg.task
         out: dict[str, Any] = {}
@@ -177,11 +182,11 @@ class Templates(BatchStage):
         return (LIBRARY[self.cfg.task.type].get(kind, []) if self.cfg.builtin else []) + own
 
     def exemplars(self, rng: random.Random, k: int) -> list[dict[str, Any]]:
-        pool = [j for j in range(len(self.rows)) if j != k and j not in self.held_out]
+        pool = [j for j in self.train_rows if j != k]
         out = []
         for j in rng.sample(pool, min(self.cfg.shots, len(pool))):
             try:
-                out.append(self.fields(*self.rows[j]))
+                out.append(self.fields(self.rows[j][1]))
             except ValueError:
                 continue  # a malformed row is rejected where it is read, and never shown
         return out
@@ -194,7 +199,7 @@ class Templates(BatchStage):
             k = r.extra["row"]
             line, row = self.rows[k]
             try:
-                values = self.fields(line, row)
+                values = self.fields(row)
             except ValueError as e:
                 col, why = e.args
                 out.reject(Reject(r.id, "malformed_row", detail=f"{src}:{line}: field '{col}': {why}",
