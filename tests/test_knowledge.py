@@ -133,3 +133,31 @@ def test_an_answer_written_to_fool_the_knowledge_judge_stays_fenced_data():
     # the verdict is read from the judge's first line only, never from what it quotes
     assert parse_yes_no("The answer says \"Yes\" but names KeyError.\nNo.") is None
     assert parse_yes_no("No. It says KeyError; the reference says ValueError. Yes would be wrong.") is False
+
+
+def test_a_question_two_suites_ask_is_answered_once_per_model(tmp_path, monkeypatch):
+    """knowledge and knowledge_judge ask the same questions: each model answers them once, and both suites
+    score those answers (the judge reads them)."""
+    from selfinstruct.evals import run as run_module
+    from selfinstruct.evals.generation import Answer
+    q = tmp_path / "q.jsonl"
+    q.write_text("".join(json.dumps({"id": f"q{i}", "question": f"Question {i}?", "answers": [f"answer {i}"]}) + "\n"
+                         for i in range(3)))
+    for name in ("base", "tuned"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text("{}")
+    calls = []
+
+    def fake_answer_all(path, label, prompts, budgets, **kw):
+        calls.append((label, len(prompts)))
+        if label.startswith("judge"):
+            return [Answer("Yes" if "answer 1" in p[-1]["content"].split("[Answer to check]")[1] else "No", False)
+                    for p in prompts], "fake"
+        return [Answer(f"It is answer {p[-1]['content'].split()[1][0]}.", False) for p in prompts], "fake"
+
+    monkeypatch.setattr(run_module, "answer_all", fake_answer_all)
+    s = run_module.run_evaluate(str(tmp_path / "base"), str(tmp_path / "tuned"), None, tmp_path / "e.jsonl",
+                                suites=("knowledge", "knowledge_judge"), questions=q, loss=False, resamples=200)
+    assert [n for label, n in calls if not label.startswith("judge")] == [3, 3]  # not 6: each question once
+    assert s["suites"]["knowledge"]["metrics"]["tuned"]["contains"]["estimate"] == 1.0
+    assert s["suites"]["knowledge_judge"]["metrics"]["tuned"]["judge_correct"]["estimate"] == pytest.approx(1 / 3)

@@ -8,6 +8,7 @@ to OUT (default TUNED/evaluation.jsonl): OUT (the `reference` side by side, as b
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 from typing import Any, Callable
 
@@ -102,11 +103,19 @@ def _evaluate(chosen, items: dict[str, list[Item]], names: dict[str, str], paths
     # 1) answers: all suites' prompts in one pass per model, each prompt with its suite's budget
     prompts = [it.messages for s in chosen for it in items[s.name]]
     budgets = [max_new_tokens or s.max_new_tokens for s in chosen for _ in items[s.name]]
+    # a prompt that two suites ask with the same budget (knowledge and knowledge_judge) is answered once
+    keys = [json.dumps([p, b], sort_keys=True) for p, b in zip(prompts, budgets)]
+    first: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        first.setdefault(k, i)
+    slot = {k: j for j, k in enumerate(first)}
     answers: dict[str, dict[str, list]] = {s.name: {} for s in chosen}
     used: dict[str, str] = {}
     for label, name in names.items():
-        got, used[label] = answer_all(paths[label], f"{label} ({name})", prompts, budgets, engine=engine,
-                                      max_length=max_length, batch_size=batch_size, quiet=quiet, log=log)
+        distinct, used[label] = answer_all(paths[label], f"{label} ({name})", [prompts[i] for i in first.values()],
+                                           [budgets[i] for i in first.values()], engine=engine, max_length=max_length,
+                                           batch_size=batch_size, quiet=quiet, log=log)
+        got = [distinct[slot[k]] for k in keys]
         start = 0
         for s in chosen:
             answers[s.name][label] = got[start:start + len(items[s.name])]

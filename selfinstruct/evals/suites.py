@@ -92,6 +92,19 @@ class Suite:
         raise NotImplementedError
 
 
+def per_prompt_intervals(scores: dict[str, dict[str, np.ndarray]], opts: Options
+                         ) -> tuple[dict[str, dict[str, Interval]], dict[str, dict[str, Interval]]]:
+    """Model -> metric -> a per-prompt score vector, as intervals: each model's (bootstrap) and the paired
+    differences `opts.comparisons` asks for."""
+    labels = list(scores)
+    metrics = {m: {k: bootstrap_ci(v, n_resamples=opts.resamples, seed=opts.seed) for k, v in scores[m].items()}
+               for m in labels}
+    diffs = {f"{a} - {b}": {k: paired_diff_ci(scores[b][k], scores[a][k], n_resamples=opts.resamples, seed=opts.seed)
+                            for k in scores[a]}
+             for a, b in opts.comparisons(labels)}
+    return metrics, diffs
+
+
 def _cut_off(answers: dict[str, list[Answer]]) -> dict[str, float]:
     return {m: sum(a.cut_off for a in got) / len(got) if got else 0.0 for m, got in answers.items()}
 
@@ -202,14 +215,12 @@ class ReferenceSuite(Suite):
     def score(self, items, answers, opts, verdicts=None) -> SuiteResult:
         from ..train.evaluate import rouge_l
         labels = list(answers)
-        scores = {m: np.array([rouge_l(it.row["reference"], answers[m][i].text) for i, it in enumerate(items)])
-                  for m in labels}
-        metrics = {m: {"rouge_l": bootstrap_ci(scores[m], n_resamples=opts.resamples, seed=opts.seed)} for m in labels}
-        diffs = {f"{a} - {b}": {"rouge_l": paired_diff_ci(scores[b], scores[a], n_resamples=opts.resamples,
-                                                          seed=opts.seed)}
-                 for a, b in opts.comparisons(labels)}
+        scores = {m: {"rouge_l": np.array([rouge_l(it.row["reference"], answers[m][i].text)
+                                           for i, it in enumerate(items)])} for m in labels}
+        metrics, diffs = per_prompt_intervals(scores, opts)
         rows = [{"id": it.key, "prompt": user_text(it.messages), "reference": it.row["reference"],
-                 **{m: answers[m][i].text for m in labels}, **{f"rouge_l_{m}": float(scores[m][i]) for m in labels}}
+                 **{m: answers[m][i].text for m in labels},
+                 **{f"rouge_l_{m}": float(scores[m]["rouge_l"][i]) for m in labels}}
                 for i, it in enumerate(items)]
         return SuiteResult(self.name, metrics, diffs, {"cut_off_share": _cut_off(answers)}, rows)
 
@@ -234,11 +245,7 @@ class KnowledgeSuite(Suite):
         fns = {"contains": contains, "f1": token_f1}
         scores = {m: {k: np.array([f(answers[m][i].text, it.row["answers"]) for i, it in enumerate(items)])
                       for k, f in fns.items()} for m in labels}
-        metrics = {m: {k: bootstrap_ci(v, n_resamples=opts.resamples, seed=opts.seed) for k, v in scores[m].items()}
-                   for m in labels}
-        diffs = {f"{a} - {b}": {k: paired_diff_ci(scores[b][k], scores[a][k], n_resamples=opts.resamples,
-                                                  seed=opts.seed) for k in fns}
-                 for a, b in opts.comparisons(labels)}
+        metrics, diffs = per_prompt_intervals(scores, opts)
         rows = [{"id": it.key, "question": it.row["question"], "answers": it.row["answers"],
                  **{m: answers[m][i].text for m in labels},
                  **{f"{m}_{k}": float(scores[m][k][i]) for m in labels for k in fns}} for i, it in enumerate(items)]
@@ -263,11 +270,8 @@ class KnowledgeJudgeSuite(KnowledgeSuite):
         from .knowledge import parse_yes_no
         labels, n = list(answers), len(items)
         read = {m: [parse_yes_no(v) for v in verdicts[j * n:(j + 1) * n]] for j, m in enumerate(labels)}
-        scores = {m: np.array([1.0 if v else 0.0 for v in read[m]]) for m in labels}
-        metrics = {m: {"judge_correct": bootstrap_ci(scores[m], n_resamples=opts.resamples, seed=opts.seed)}
-                   for m in labels}
-        diffs = {f"{a} - {b}": {"judge_correct": paired_diff_ci(scores[b], scores[a], n_resamples=opts.resamples,
-                                                                seed=opts.seed)} for a, b in opts.comparisons(labels)}
+        scores = {m: {"judge_correct": np.array([1.0 if v else 0.0 for v in read[m]])} for m in labels}
+        metrics, diffs = per_prompt_intervals(scores, opts)
         notes = {"cut_off_share": _cut_off(answers), "unreadable_verdicts": {m: sum(v is None for v in read[m])
                                                                             for m in labels}}
         rows = [{"id": it.key, "question": it.row["question"], "answers": it.row["answers"],
