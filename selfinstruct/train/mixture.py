@@ -12,7 +12,6 @@ eval split, a text source `text_eval_share` of its chunks (by a hash of the chun
 training). What was drawn, with the seed and each source's count, is written to OUT/mixture.json."""
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any, Callable
 
 from ..documents import Unreadable, chunk_document, find_documents, read_document
 from ..io.errors import UserError
+from ..io.hashing import in_share
 from ..io.settings import Err, setting
 
 MIXTURE_FILE = "mixture.json"
@@ -66,10 +66,6 @@ def source_names(sources: list[MixtureSource]) -> list[str]:
     return names
 
 
-def held_out(key: str, share: float) -> bool:
-    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < share
-
-
 def text_rows(pattern: str, count: Callable[[str], int], max_tokens: int, eval_share: float
               ) -> tuple[list[dict], list[dict], list[str]]:
     """A text source's chunks as rows (train, eval) and the files read; an unreadable file is named in
@@ -88,7 +84,7 @@ def text_rows(pattern: str, count: Callable[[str], int], max_tokens: int, eval_s
             text = doc.text[c.start:c.end].strip()
             if text:
                 row = {"id": f"{rel}#{c.start}", "text": text}
-                (ev if held_out(row["id"], eval_share) else train).append(row)
+                (ev if in_share(row["id"], eval_share) else train).append(row)
     return train, ev, [str(f) for f in files]
 
 

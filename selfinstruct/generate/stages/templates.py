@@ -19,7 +19,7 @@ from typing import Any
 
 from ...backends.base import Completion
 from ...io.errors import UserError
-from ...io.hashing import stable_hash
+from ...io.hashing import in_share, stable_hash
 from ...io.records import Instance, Record, Reject
 from ...io.settings import setting
 from ..options import derive_seed
@@ -135,9 +135,7 @@ class Templates(BatchStage):
     @cached_property
     def held_out(self) -> set[int]:
         seed = self.ctx.cfg.seed
-        return {k for k in range(len(self.rows))
-                if int(hashlib.sha256(f"{seed}:templates:{k}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-                < self.cfg.eval_fraction}
+        return {k for k in range(len(self.rows)) if in_share(f"{seed}:templates:{k}", self.cfg.eval_fraction)}
 
     @cached_property
     def train_rows(self) -> list[int]:
